@@ -1,0 +1,113 @@
+#include "buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "level=error sub=alloc event=out_of_memory bytes=%zu\n", n);
+    abort();
+}
+
+void *gw_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *gw_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size);
+    return p;
+}
+
+void *gw_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n);
+    return q;
+}
+
+char *gw_xstrndup(const char *s, size_t n)
+{
+    char *p = gw_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *gw_xstrdup(const char *s)
+{
+    return gw_xstrndup(s, strlen(s));
+}
+
+void gw_buf_reserve(gw_buf_t *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + extra + 1) cap *= 2;
+    b->data = gw_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void gw_buf_append(gw_buf_t *b, const void *p, size_t n)
+{
+    gw_buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void gw_buf_puts(gw_buf_t *b, const char *s)
+{
+    gw_buf_append(b, s, strlen(s));
+}
+
+void gw_buf_putc(gw_buf_t *b, char c)
+{
+    gw_buf_append(b, &c, 1);
+}
+
+void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    gw_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+size_t gw_u64toa(uint64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+void gw_buf_u64(gw_buf_t *b, uint64_t v)
+{
+    gw_buf_reserve(b, 20);
+    b->len += gw_u64toa(v, b->data + b->len);
+    b->data[b->len] = '\0';
+}
+
+void gw_buf_free(gw_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

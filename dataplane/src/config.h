@@ -1,0 +1,58 @@
+/* config.h - the data plane's settings, defined once as a table.
+ *
+ * Each row names a setting's --flag, environment variable, type, default, bounds and
+ * help. Parsing, `wsgw --help` and docs/CONFIG.md (`wsgw --config-doc`) are generated
+ * from that table. Precedence: default < environment < command-line flag.
+ * Strings in gw_config_t are owned by the config; gw_config_free() releases them.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum {
+    GW_POLICY_DROP = 0,     /* drop the oldest queued messages */
+    GW_POLICY_CLOSE = 1,    /* close the connection with 1013 */
+    GW_POLICY_CONFLATE = 2, /* keep only the newest queued message per channel */
+} gw_policy_t;
+
+typedef struct {
+    long port;
+    char *bind_address;
+    char *redis_url;
+    char *node_id;
+    bool require_auth;
+    char *api_key;
+    char *default_role;
+    long max_channels;
+    long max_wildcards;
+    long max_channels_per_request;
+    long slow_queue_bytes;
+    int slow_policy; /* gw_policy_t */
+    long max_frame_bytes;
+    long keepalive_interval_s;
+    long keepalive_timeout_s;
+    long shutdown_timeout_ms;
+    long redis_connect_timeout_ms;
+    long redis_backoff_min_ms;
+    long redis_backoff_max_ms;
+    long redis_ping_interval_ms;
+    int log_level;  /* gw_log_level_t */
+    int log_format; /* gw_log_format_t */
+} gw_config_t;
+
+/* Fills cfg from defaults, then the environment, then argv. Returns 0 on success,
+ * 1 when the caller should exit 0 (after --help/--config-doc/--version output), and
+ * -1 with a one-line message naming the setting in err when a value is bad. */
+int gw_config_load(gw_config_t *cfg, int argc, char **argv, char *err, size_t errlen);
+
+void gw_config_free(gw_config_t *cfg);
+
+void gw_config_print_help(FILE *f);
+void gw_config_print_doc(FILE *f);
+
+const char *gw_policy_name(int policy);
+
+#endif

@@ -1,0 +1,66 @@
+/* wsgw - the data plane: Redis pub/sub to WebSocket. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+typedef struct {
+    gw_server_t *srv;
+    uv_signal_t sigterm, sigint;
+    int signals;
+} app_t;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    app_t *app = h->data;
+    GW_LOG(GW_LOG_NOTICE, "main", "signal", "signal=%d", signum);
+    if (++app->signals == 1) {
+        gw_server_drain(app->srv);
+        uv_close((uv_handle_t *)&app->sigterm, NULL);
+        uv_close((uv_handle_t *)&app->sigint, NULL);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    gw_config_t cfg;
+    char err[512];
+    int rc = gw_config_load(&cfg, argc, argv, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "wsgw: %s\n", err);
+        gw_config_free(&cfg);
+        return rc < 0 ? 2 : 0;
+    }
+    gw_log_setup((gw_log_level_t)cfg.log_level, (gw_log_format_t)cfg.log_format);
+    signal(SIGPIPE, SIG_IGN);
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    app_t app = {0};
+    app.srv = gw_server_new(&loop, &cfg);
+    if (!app.srv) {
+        uv_loop_close(&loop);
+        gw_config_free(&cfg);
+        return 1;
+    }
+    uv_signal_init(&loop, &app.sigterm);
+    uv_signal_init(&loop, &app.sigint);
+    app.sigterm.data = app.sigint.data = &app;
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    gw_server_free(app.srv);
+    int closed = uv_loop_close(&loop);
+    gw_config_free(&cfg);
+    if (closed != 0) fprintf(stderr, "level=warn sub=main event=loop_not_empty\n");
+    return 0;
+}

@@ -1,0 +1,116 @@
+#include "msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+uint32_t gw_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static gw_msg_t *alloc_msg(const char *text, size_t len, const char *chan, size_t chlen)
+{
+    gw_msg_t *m = gw_xmalloc(sizeof *m + len + chlen + 1);
+    m->refcnt = 1;
+    m->len = (uint32_t)len;
+    memcpy(m->data, text, len);
+    memcpy(m->data + len, chan, chlen);
+    m->data[len + chlen] = '\0';
+    m->chan = m->data + len;
+    m->chan_len = (uint32_t)chlen;
+    m->chan_hash = chlen ? gw_hash(chan, chlen) : 0;
+    m->rx_us = 0;
+    return m;
+}
+
+gw_msg_t *gw_msg_new_message(const char *chan, size_t chlen, const char *pattern, size_t plen,
+                             const char *data, size_t dlen, uint64_t rx_us)
+{
+    /* One scratch buffer for the loop thread: envelopes are built one at a time. */
+    static gw_buf_t scratch = GW_BUF_INIT;
+
+    scratch.len = 0;
+    gw_buf_reserve(&scratch, chlen + plen + dlen + 64);
+    gw_buf_puts(&scratch, "{\"type\":\"message\",\"channel\":");
+    gw_json_put_string(&scratch, chan, chlen);
+    if (pattern) {
+        gw_buf_puts(&scratch, ",\"pattern\":");
+        gw_json_put_string(&scratch, pattern, plen);
+    }
+    gw_buf_puts(&scratch, ",\"data\":");
+    if (gw_json_valid(data, dlen))
+        gw_buf_append(&scratch, data, dlen);
+    else
+        gw_json_put_string(&scratch, data, dlen);
+    gw_buf_puts(&scratch, ",\"seq\":");
+
+    gw_msg_t *m = alloc_msg(scratch.data, scratch.len, chan, chlen);
+    m->rx_us = rx_us;
+    /* Do not keep a huge buffer alive because of one big message. */
+    if (scratch.cap > (1u << 20)) gw_buf_free(&scratch);
+    return m;
+}
+
+gw_msg_t *gw_msg_new_control(gw_buf_t *b)
+{
+    gw_msg_t *m = alloc_msg(b->data, b->len, "", 0);
+    gw_buf_free(b);
+    return m;
+}
+
+void gw_msg_unref(gw_msg_t *m)
+{
+    if (!m) return;
+    if (--m->refcnt == 0) free(m);
+}
+
+static size_t digits(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+static size_t hdr_len(size_t payload)
+{
+    return payload < 126 ? 2 : payload <= 0xffff ? 4 : 10;
+}
+
+size_t gw_msg_wire_len(const gw_msg_t *m, uint64_t seq)
+{
+    size_t payload = m->len + digits(seq) + 1;
+    return hdr_len(payload) + payload;
+}
+
+size_t gw_msg_write_frame(const gw_msg_t *m, uint64_t seq, unsigned char *out)
+{
+    size_t payload = m->len + digits(seq) + 1;
+    size_t h = 0;
+
+    out[h++] = 0x81; /* FIN + text */
+    if (payload < 126) {
+        out[h++] = (unsigned char)payload;
+    } else if (payload <= 0xffff) {
+        out[h++] = 126;
+        out[h++] = (unsigned char)(payload >> 8);
+        out[h++] = (unsigned char)payload;
+    } else {
+        out[h++] = 127;
+        for (int i = 7; i >= 0; i--) out[h++] = (unsigned char)((uint64_t)payload >> (8 * i));
+    }
+    memcpy(out + h, m->data, m->len);
+    h += m->len;
+    h += gw_u64toa(seq, (char *)out + h);
+    out[h++] = '}';
+    return h;
+}

@@ -1,0 +1,57 @@
+/* msg.h - an outbound frame, encoded once and shared by every recipient.
+ *
+ * A gw_msg_t holds the frame's JSON text up to, not including, the per-connection
+ * sequence number: `{"type":"message",...,"seq":`. The writer appends the digits and `}`
+ * behind its own WebSocket header, so per client only `seq` and the frame header differ.
+ *
+ * Ownership: constructors return a message with one reference, owned by the caller.
+ * Every queue that holds it takes gw_msg_ref() and drops it with gw_msg_unref(); the
+ * last unref frees it. Single-threaded (the event loop owns all messages).
+ */
+#ifndef GW_MSG_H
+#define GW_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+typedef struct gw_msg {
+    uint32_t refcnt;
+    uint32_t len;       /* bytes of text in data[] before the seq digits */
+    uint32_t chan_len;  /* conflation key length; 0 for control frames (never conflated) */
+    uint32_t chan_hash; /* FNV-1a of the channel, to compare keys cheaply */
+    uint64_t rx_us;     /* monotonic time it arrived from Redis, 0 for control frames */
+    const char *chan;   /* the raw channel name, stored after the text */
+    char data[];
+} gw_msg_t;
+
+#define GW_WS_HDR_MAX 10 /* largest unmasked server frame header */
+#define GW_SEQ_MAX 20    /* digits of a uint64 */
+
+/* Builds the envelope of a Redis message. `pattern` is NULL for exact subscriptions.
+ * `data` is embedded verbatim when it is valid JSON, as a JSON string otherwise. */
+gw_msg_t *gw_msg_new_message(const char *chan, size_t chlen, const char *pattern, size_t plen,
+                             const char *data, size_t dlen, uint64_t rx_us);
+
+/* Takes a control frame's text (ending in `"seq":`) from b; b is left empty. */
+gw_msg_t *gw_msg_new_control(gw_buf_t *b);
+
+static inline gw_msg_t *gw_msg_ref(gw_msg_t *m)
+{
+    m->refcnt++;
+    return m;
+}
+
+void gw_msg_unref(gw_msg_t *m);
+
+/* Bytes on the wire for m sent with this seq: header + text + digits + `}`. */
+size_t gw_msg_wire_len(const gw_msg_t *m, uint64_t seq);
+
+/* Writes the whole WebSocket text frame (unmasked, FIN) to out, which must have room for
+ * gw_msg_wire_len() bytes. Returns the bytes written. */
+size_t gw_msg_write_frame(const gw_msg_t *m, uint64_t seq, unsigned char *out);
+
+uint32_t gw_hash(const char *s, size_t n);
+
+#endif

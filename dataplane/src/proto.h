@@ -1,0 +1,74 @@
+/* proto.h - the client protocol: parsing client frames and encoding control frames.
+ *
+ * The contract is docs/PROTOCOL.md. Client frames are JSON objects with a "type";
+ * server frames all end with the connection's "seq", appended by the writer (msg.h).
+ * Parsing never trusts its input: every failure yields an error code and a message
+ * fit to send back, and the parser's allocations are bounded by the frame size.
+ */
+#ifndef GW_PROTO_H
+#define GW_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "msg.h"
+
+#define GW_CHANNEL_MAX 256 /* bytes */
+#define GW_ID_MAX 128      /* bytes of the JSON text of "id" */
+
+typedef enum {
+    GW_E_BAD_REQUEST = 0,
+    GW_E_UNKNOWN_TYPE,
+    GW_E_INVALID_CHANNEL,
+    GW_E_LIMIT_CHANNELS,
+    GW_E_LIMIT_WILDCARDS,
+    GW_E_TOO_LARGE,
+    GW_E__COUNT
+} gw_errcode_t;
+
+const char *gw_errcode_name(gw_errcode_t code);
+
+typedef enum {
+    GW_REQ_SUBSCRIBE,
+    GW_REQ_UNSUBSCRIBE,
+    GW_REQ_PING,
+} gw_req_type_t;
+
+typedef struct {
+    gw_req_type_t type;
+    char *id;            /* JSON text of "id" (a string or a number), NULL when absent */
+    size_t nchannels;    /* deduplicated, in request order */
+    char **channels;     /* each NUL-terminated; lens[] gives the byte length */
+    size_t *lens;
+} gw_req_t;
+
+typedef struct {
+    gw_errcode_t code;
+    char message[200];
+    char *id;      /* echoed "id" when the frame had a usable one, else NULL */
+    char *channel; /* the offending channel, else NULL */
+} gw_perr_t;
+
+/* Parses one client text frame. On success fills req (free with gw_req_free) and returns 0.
+ * On failure fills err (free with gw_perr_free) and returns -1. */
+int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request, gw_req_t *req,
+                 gw_perr_t *err);
+void gw_req_free(gw_req_t *req);
+void gw_perr_free(gw_perr_t *err);
+
+/* Checks one channel name (exact or pattern): 1..GW_CHANNEL_MAX bytes, valid UTF-8, no
+ * control characters, and a well-formed glob when it is a pattern. On failure writes
+ * the reason to why and returns false. */
+bool gw_channel_valid(const char *s, size_t len, const char **why);
+
+/* Control frame encoders. Each returns a new message with one reference (msg.h).
+ * `id` is the JSON text to echo, or NULL. */
+gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *role);
+gw_msg_t *gw_frame_ack(const char *type, const char *id, char *const *channels,
+                       const size_t *lens, size_t n, const char *reason);
+gw_msg_t *gw_frame_pong(const char *id);
+gw_msg_t *gw_frame_error(gw_errcode_t code, const char *message, const char *id,
+                         const char *channel);
+gw_msg_t *gw_frame_resync(const char *reason);
+
+#endif

@@ -1,0 +1,488 @@
+#include "server.h"
+
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "buf.h"
+#include "hub.h"
+#include "json.h"
+#include "log.h"
+#include "proto.h"
+#include "redis.h"
+#include "session.h"
+#include "stats.h"
+
+#define SUBSYS "server"
+
+/* Coalescing buffer: all frames queued for one socket go out in one write of up to this. */
+#define WBUF_SIZE (256 * 1024)
+
+struct gw_server {
+    uv_loop_t *loop;
+    const gw_config_t *cfg;
+    struct lws_context *ctx;
+    gw_hub_t *hub;
+    gw_redis_t *redis;
+    gw_session_env_t env;
+    gw_hub_ops_t hub_ops;
+    gw_session_t *sessions; /* doubly linked */
+    uint64_t serial;
+    uint64_t started_ms;
+    bool draining;
+    bool finished;
+    uv_timer_t drain_timer;
+    unsigned char *wbuf; /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
+    lws_retry_bo_t retry;
+};
+
+/* Per-connection data, allocated by lws for both HTTP and WebSocket roles. */
+typedef struct {
+    gw_session_t *s;
+    unsigned char *body; /* HTTP: LWS_PRE + body_len */
+    size_t body_len;
+} pss_t;
+
+static void finish(gw_server_t *srv);
+
+/*------------------------------------------------------------------------------
+ * Glue: hub <-> Redis link <-> sessions */
+
+static int hub_redis_cmd(void *ud, bool subscribe, bool pattern, const char *const *names,
+                         const size_t *lens, size_t n)
+{
+    gw_server_t *srv = ud;
+    return srv->redis ? gw_redis_cmd(srv->redis, subscribe, pattern, names, lens, n) : -1;
+}
+
+static void hub_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m)
+{
+    (void)ud;
+    gw_session_deliver(sub, m);
+}
+
+static void hub_sub_active(void *ud, gw_sub_t *sub)
+{
+    (void)ud;
+    gw_session_sub_active(sub);
+}
+
+static void hub_resync(void *ud)
+{
+    gw_server_t *srv = ud;
+    gw_msg_t *m = gw_frame_resync("redis_reconnected");
+    size_t n = 0;
+    for (gw_session_t *s = srv->sessions; s; s = s->next) {
+        if (!s->nsubs) continue;
+        gw_session_send(s, m);
+        n++;
+    }
+    gw_msg_unref(m);
+    gw_stats.resyncs_sent += n;
+    GW_LOG(GW_LOG_NOTICE, SUBSYS, "resync_sent", "sessions=%zu", n);
+}
+
+static uint64_t now_us(void)
+{
+    return uv_hrtime() / 1000;
+}
+
+static void redis_message(void *ud, const char *chan, size_t chlen, const char *pattern,
+                          size_t plen, const char *data, size_t dlen)
+{
+    gw_server_t *srv = ud;
+    gw_hub_on_message(srv->hub, chan, chlen, pattern, plen, data, dlen, now_us());
+}
+
+static void redis_confirm(void *ud, bool subscribe, bool pattern, const char *name, size_t len)
+{
+    gw_server_t *srv = ud;
+    gw_hub_on_confirm(srv->hub, subscribe, pattern, name, len);
+}
+
+static void redis_up(void *ud)
+{
+    gw_server_t *srv = ud;
+    gw_stats.redis_reconnects = gw_redis_reconnects(srv->redis);
+    gw_hub_on_link_up(srv->hub);
+}
+
+static void redis_down(void *ud)
+{
+    gw_server_t *srv = ud;
+    gw_hub_on_link_down(srv->hub);
+}
+
+static void session_want_write(gw_session_t *s)
+{
+    lws_callback_on_writable((struct lws *)s->conn);
+}
+
+static void session_close(gw_session_t *s, int code, const char *reason)
+{
+    (void)reason;
+    s->closing = true;
+    s->close_code = (uint16_t)code;
+    lws_callback_on_writable((struct lws *)s->conn);
+}
+
+/*------------------------------------------------------------------------------
+ * HTTP: /health, /stats, 404 */
+
+static void render_stats(gw_server_t *srv, gw_buf_t *b)
+{
+    bool up = srv->redis && gw_redis_is_up(srv->redis);
+    gw_buf_printf(b, "{\"node\":");
+    gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
+    gw_buf_printf(b,
+                  ",\"uptime_s\":%llu,\"redis\":{\"connected\":%s,\"reconnects\":%llu},"
+                  "\"connections\":{\"current\":%llu,\"total\":%llu},"
+                  "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
+                  "\"redis\":{\"exact\":%llu,\"pattern\":%llu}},"
+                  "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
+                  "\"writes\":%llu,\"frames_received\":%llu,\"resyncs_sent\":%llu},"
+                  "\"slow_consumers\":{\"policy\":\"%s\",\"dropped\":%llu,"
+                  "\"dropped_by_policy\":{\"drop\":%llu,\"conflate\":%llu},\"closed\":%llu},"
+                  "\"closes_too_big\":%llu,\"errors\":{",
+                  (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000),
+                  up ? "true" : "false", (unsigned long long)gw_stats.redis_reconnects,
+                  (unsigned long long)gw_stats.conn_current,
+                  (unsigned long long)gw_stats.conn_total,
+                  (unsigned long long)gw_stats.client_subs_exact,
+                  (unsigned long long)gw_stats.client_subs_pattern,
+                  (unsigned long long)gw_stats.redis_subs_exact,
+                  (unsigned long long)gw_stats.redis_subs_pattern,
+                  (unsigned long long)gw_stats.redis_messages,
+                  (unsigned long long)gw_stats.frames_sent,
+                  (unsigned long long)gw_stats.bytes_sent, (unsigned long long)gw_stats.writes,
+                  (unsigned long long)gw_stats.frames_received,
+                  (unsigned long long)gw_stats.resyncs_sent, gw_policy_name(srv->cfg->slow_policy),
+                  (unsigned long long)(gw_stats.dropped_drop + gw_stats.dropped_conflate),
+                  (unsigned long long)gw_stats.dropped_drop,
+                  (unsigned long long)gw_stats.dropped_conflate,
+                  (unsigned long long)gw_stats.slow_closes,
+                  (unsigned long long)gw_stats.closes_too_big);
+    for (int i = 0; i < GW_E__COUNT; i++)
+        gw_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", gw_errcode_name((gw_errcode_t)i),
+                      (unsigned long long)gw_stats.errors[i]);
+    gw_buf_puts(b, "}}");
+}
+
+static int render_health(gw_server_t *srv, gw_buf_t *b)
+{
+    bool up = srv->redis && gw_redis_is_up(srv->redis);
+    const char *status = srv->draining ? "draining" : up ? "ok" : "unavailable";
+    gw_buf_printf(b, "{\"status\":\"%s\",\"redis\":\"%s\",", status, up ? "up" : "down");
+    if (!up) gw_buf_puts(b, "\"reason\":\"redis link is down\",");
+    if (srv->draining) gw_buf_puts(b, "\"reason\":\"shutting down\",");
+    gw_buf_puts(b, "\"node\":");
+    gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
+    gw_buf_printf(b, ",\"uptime_s\":%llu,\"connections\":%llu}",
+                  (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000),
+                  (unsigned long long)gw_stats.conn_current);
+    return (up && !srv->draining) ? 200 : 503;
+}
+
+static int http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *path)
+{
+    gw_buf_t body = GW_BUF_INIT;
+    int status;
+
+    if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+        status = 405;
+        gw_buf_puts(&body, "{\"error\":\"method_not_allowed\"}");
+    } else if (!strcmp(path, "/health")) {
+        status = render_health(srv, &body);
+    } else if (!strcmp(path, "/stats")) {
+        status = 200;
+        render_stats(srv, &body);
+    } else {
+        status = 404;
+        gw_buf_puts(&body, "{\"error\":\"not_found\"}");
+    }
+    gw_buf_putc(&body, '\n');
+
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
+    unsigned char *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", body.len, &p,
+                                    end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end)) {
+        gw_buf_free(&body);
+        return 1;
+    }
+    pss->body = gw_xmalloc(LWS_PRE + body.len);
+    memcpy(pss->body + LWS_PRE, body.data, body.len);
+    pss->body_len = body.len;
+    gw_buf_free(&body);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_writeable(struct lws *wsi, pss_t *pss)
+{
+    if (!pss->body) return 0;
+    int n = lws_write(wsi, pss->body + LWS_PRE, pss->body_len, LWS_WRITE_HTTP_FINAL);
+    free(pss->body);
+    pss->body = NULL;
+    if (n < 0) return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/*------------------------------------------------------------------------------
+ * WebSocket */
+
+static int ws_filter(gw_server_t *srv, struct lws *wsi)
+{
+    char uri[64];
+    if (srv->draining) return -1;
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0) {
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void ws_established(gw_server_t *srv, struct lws *wsi, pss_t *pss)
+{
+    gw_session_t *s = gw_session_new(&srv->env, wsi, ++srv->serial);
+    pss->s = s;
+    s->next = srv->sessions;
+    if (s->next) s->next->prev = s;
+    srv->sessions = s;
+    gw_stats.conn_current++;
+    gw_stats.conn_total++;
+    GW_LOG(GW_LOG_DEBUG, SUBSYS, "client_open", "session=%s", s->id);
+
+    gw_msg_t *m = gw_frame_welcome(srv->cfg->node_id, s->id, srv->cfg->default_role);
+    gw_session_send(s, m);
+    gw_msg_unref(m);
+}
+
+static void ws_closed(gw_server_t *srv, pss_t *pss)
+{
+    gw_session_t *s = pss->s;
+    if (!s) return;
+    pss->s = NULL;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next) s->next->prev = s->prev;
+    gw_stats.conn_current--;
+    GW_LOG(GW_LOG_DEBUG, SUBSYS, "client_closed", "session=%s", s->id);
+    gw_session_free(s);
+    if (srv->draining && !srv->sessions) finish(srv);
+}
+
+static int ws_receive(struct lws *wsi, pss_t *pss, const char *in, size_t len)
+{
+    gw_session_t *s = pss->s;
+    if (!s) return -1;
+    if (gw_session_on_fragment(s, in, len, lws_is_first_fragment(wsi),
+                               lws_is_final_fragment(wsi), lws_frame_is_binary(wsi)) < 0) {
+        static const char reason[] = "message too big";
+        gw_stats.closes_too_big++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
+                         sizeof reason - 1);
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_writeable(gw_server_t *srv, struct lws *wsi, pss_t *pss)
+{
+    gw_session_t *s = pss->s;
+    if (!s) return -1;
+
+    size_t need;
+    unsigned char *buf = srv->wbuf;
+    size_t n = gw_session_fill(s, buf + LWS_PRE, WBUF_SIZE, &need);
+    if (!n && need) { /* one frame bigger than the shared buffer */
+        buf = gw_xmalloc(LWS_PRE + need);
+        n = gw_session_fill(s, buf + LWS_PRE, need, &need);
+    }
+    if (n) {
+        gw_stats.writes++;
+        /* Our own frames, already framed: lws sends them as raw bytes in one write. */
+        int w = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_RAW);
+        if (buf != srv->wbuf) free(buf);
+        if (w < (int)n) return -1;
+    }
+    if (s->qlen) {
+        lws_callback_on_writable(wsi);
+    } else if (s->closing) {
+        const char *reason = s->close_code == 1013 ? "slow consumer" : "going away";
+        lws_close_reason(wsi, (enum lws_close_status)s->close_code, (unsigned char *)reason,
+                         strlen(reason));
+        return -1;
+    }
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    gw_server_t *srv = ctx ? lws_context_user(ctx) : NULL;
+    pss_t *pss = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: return http_request(srv, wsi, pss, (const char *)in);
+    case LWS_CALLBACK_HTTP_WRITEABLE: return http_writeable(wsi, pss);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss) {
+            free(pss->body);
+            pss->body = NULL;
+        }
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return ws_filter(srv, wsi);
+    case LWS_CALLBACK_ESTABLISHED: ws_established(srv, wsi, pss); return 0;
+    case LWS_CALLBACK_RECEIVE: return ws_receive(wsi, pss, (const char *)in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE: return ws_writeable(srv, wsi, pss);
+    case LWS_CALLBACK_CLOSED: ws_closed(srv, pss); return 0;
+    default: return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/*------------------------------------------------------------------------------
+ * Lifecycle */
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == ' ')) n--;
+    GW_LOG(level == LLL_ERR ? GW_LOG_ERROR : GW_LOG_WARN, "lws", "log", "msg=\"%.*s\"", (int)n,
+           line);
+}
+
+static int fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl); /* 5,000+ clients need more than the usual 1,024 */
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur > 200000 ? 200000 : (int)rl.rlim_cur;
+}
+
+gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg)
+{
+    gw_redis_url_t url;
+    const char *why;
+    if (gw_redis_url_parse(cfg->redis_url, &url, &why) < 0) {
+        GW_LOG(GW_LOG_ERROR, SUBSYS, "bad_config", "setting=REDIS_URL reason=\"%s\"", why);
+        return NULL;
+    }
+
+    gw_server_t *srv = gw_xcalloc(1, sizeof *srv);
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->started_ms = uv_now(loop);
+    srv->wbuf = gw_xmalloc(LWS_PRE + WBUF_SIZE);
+    srv->hub_ops = (gw_hub_ops_t){hub_redis_cmd, hub_deliver, hub_sub_active, hub_resync};
+    srv->hub = gw_hub_new(&srv->hub_ops, srv);
+    srv->env = (gw_session_env_t){srv->hub, cfg, session_want_write, session_close};
+
+    static const struct lws_protocols protocols[] = {
+        {"wsgw", callback, sizeof(pss_t), 1024, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
+    };
+    srv->retry.secs_since_valid_ping = (uint16_t)cfg->keepalive_interval_s;
+    srv->retry.secs_since_valid_hangup =
+        (uint16_t)(cfg->keepalive_interval_s + cfg->keepalive_timeout_s);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    struct lws_context_creation_info info;
+    void *foreign[1] = {loop};
+    memset(&info, 0, sizeof info);
+    info.port = (int)cfg->port;
+    info.iface = cfg->bind_address[0] ? cfg->bind_address : NULL;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
+                   LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = foreign;
+    info.user = srv;
+    info.pcontext = &srv->ctx;
+    info.retry_and_idle_policy = &srv->retry;
+    info.fd_limit_per_thread = (unsigned)fd_limit();
+    info.timeout_secs = 10;
+    info.count_threads = 1;
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx) {
+        GW_LOG(GW_LOG_ERROR, SUBSYS, "listen_failed", "bind=%s port=%ld", cfg->bind_address,
+               cfg->port);
+        gw_redis_url_free(&url);
+        gw_server_free(srv);
+        return NULL;
+    }
+    uv_timer_init(loop, &srv->drain_timer);
+    srv->drain_timer.data = srv;
+
+    char sentinel[300];
+    snprintf(sentinel, sizeof sentinel, "__wsgw:node:%s", cfg->node_id);
+    gw_redis_opts_t ro = {cfg->redis_connect_timeout_ms, cfg->redis_backoff_min_ms,
+                          cfg->redis_backoff_max_ms, cfg->redis_ping_interval_ms, sentinel};
+    static const gw_redis_cbs_t rcbs = {redis_message, redis_confirm, redis_up, redis_down};
+    srv->redis = gw_redis_new(loop, &url, &ro, &rcbs, srv);
+
+    GW_LOG(GW_LOG_NOTICE, SUBSYS, "listening", "bind=%s port=%ld node=%s policy=%s",
+           cfg->bind_address, cfg->port, cfg->node_id, gw_policy_name(cfg->slow_policy));
+    return srv;
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    gw_server_t *srv = t->data;
+    size_t left = 0;
+    for (gw_session_t *s = srv->sessions; s; s = s->next) left++;
+    GW_LOG(GW_LOG_WARN, SUBSYS, "drain_timeout", "sessions_left=%zu", left);
+    finish(srv);
+}
+
+/* Everything is flushed or out of time: let lws and the Redis link close their handles;
+ * the loop then runs dry and main() returns. */
+static void finish(gw_server_t *srv)
+{
+    if (srv->finished) return;
+    srv->finished = true;
+    uv_timer_stop(&srv->drain_timer);
+    uv_close((uv_handle_t *)&srv->drain_timer, NULL);
+    if (srv->ctx) lws_context_destroy(srv->ctx); /* closes remaining sessions */
+    gw_redis_close(srv->redis);
+    srv->redis = NULL;
+    GW_LOG(GW_LOG_NOTICE, SUBSYS, "stopped", "connections_total=%llu",
+           (unsigned long long)gw_stats.conn_total);
+}
+
+void gw_server_drain(gw_server_t *srv)
+{
+    if (srv->draining || srv->finished) return;
+    srv->draining = true;
+    size_t n = 0;
+    for (gw_session_t *s = srv->sessions; s; s = s->next, n++) {
+        s->closing = true;
+        s->close_code = 1001;
+        lws_callback_on_writable((struct lws *)s->conn);
+    }
+    GW_LOG(GW_LOG_NOTICE, SUBSYS, "draining", "sessions=%zu timeout_ms=%ld", n,
+           srv->cfg->shutdown_timeout_ms);
+    if (srv->ctx) lws_context_deprecate(srv->ctx, NULL); /* closes the listen socket */
+    if (!srv->sessions)
+        finish(srv);
+    else
+        uv_timer_start(&srv->drain_timer, on_drain_timeout, (uint64_t)srv->cfg->shutdown_timeout_ms,
+                       0);
+}
+
+void gw_server_free(gw_server_t *srv)
+{
+    if (!srv) return;
+    gw_hub_free(srv->hub);
+    free(srv->wbuf);
+    free(srv);
+}

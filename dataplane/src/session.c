@@ -1,0 +1,380 @@
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "glob.h"
+#include "log.h"
+#include "proto.h"
+#include "stats.h"
+
+#define SUBSYS "session"
+
+/* Bytes a queued entry is charged: its text plus room for the seq and frame header. */
+#define QCOST(m) ((size_t)(m)->len + 32)
+
+struct gw_ack {
+    struct gw_ack *next;
+    gw_msg_t *frame; /* the "subscribed" frame, built when the request came in */
+    uint32_t remaining;
+};
+
+gw_session_t *gw_session_new(const gw_session_env_t *env, void *conn, uint64_t serial)
+{
+    gw_session_t *s = gw_xcalloc(1, sizeof *s);
+    s->env = env;
+    s->conn = conn;
+    snprintf(s->id, sizeof s->id, "%llx", (unsigned long long)serial);
+    return s;
+}
+
+/*------------------------------------------------------------------------------
+ * Outbound queue */
+
+static gw_qent_t *qat(gw_session_t *s, uint32_t i)
+{
+    return &s->q[(s->qhead + i) & (s->qcap - 1)];
+}
+
+static void qpush(gw_session_t *s, gw_msg_t *m, uint64_t seq)
+{
+    if (s->qlen == s->qcap) {
+        uint32_t cap = s->qcap ? s->qcap * 2 : 16;
+        gw_qent_t *q = gw_xmalloc(cap * sizeof *q);
+        for (uint32_t i = 0; i < s->qlen; i++) q[i] = *qat(s, i);
+        free(s->q);
+        s->q = q;
+        s->qcap = cap;
+        s->qhead = 0;
+    }
+    gw_qent_t *e = qat(s, s->qlen++);
+    e->m = m;
+    e->seq = seq;
+    s->qbytes += QCOST(m);
+}
+
+static void qpop(gw_session_t *s)
+{
+    gw_qent_t *e = qat(s, 0);
+    s->qbytes -= QCOST(e->m);
+    gw_msg_unref(e->m);
+    s->qhead = (s->qhead + 1) & (s->qcap - 1);
+    s->qlen--;
+}
+
+static void qclear(gw_session_t *s)
+{
+    while (s->qlen) qpop(s);
+    free(s->q);
+    s->q = NULL;
+    s->qcap = s->qhead = 0;
+}
+
+/* Keeps the entries for which keep[i] is set, in order. */
+static void qcompact(gw_session_t *s, const bool *keep)
+{
+    uint32_t w = 0, n = s->qlen;
+    for (uint32_t r = 0; r < n; r++) {
+        gw_qent_t e = *qat(s, r);
+        if (keep[r]) {
+            *qat(s, w++) = e;
+        } else {
+            s->qbytes -= QCOST(e.m);
+            gw_msg_unref(e.m);
+        }
+    }
+    s->qlen = w;
+}
+
+/* Drops the oldest data messages until the queue fits, never the newest entry. */
+static void overflow_drop(gw_session_t *s, size_t limit)
+{
+    while (s->qbytes > limit && s->qlen > 1 && qat(s, 0)->m->chan_len) {
+        qpop(s);
+        gw_stats.dropped_drop++;
+    }
+    if (s->qbytes <= limit || s->qlen <= 1) return;
+
+    /* A control frame is at the head (rare): drop data messages behind it instead. */
+    bool *keep = gw_xmalloc(s->qlen * sizeof *keep);
+    size_t bytes = s->qbytes;
+    for (uint32_t i = 0; i < s->qlen; i++) {
+        gw_msg_t *m = qat(s, i)->m;
+        keep[i] = !(bytes > limit && m->chan_len && i + 1 < s->qlen);
+        if (!keep[i]) {
+            bytes -= QCOST(m);
+            gw_stats.dropped_drop++;
+        }
+    }
+    qcompact(s, keep);
+    free(keep);
+}
+
+/* Keeps only the newest queued message of each channel. */
+static void overflow_conflate(gw_session_t *s, size_t limit)
+{
+    uint32_t n = s->qlen, tcap = 16;
+    while (tcap < n * 2) tcap *= 2;
+    gw_msg_t **seen = gw_xcalloc(tcap, sizeof *seen);
+    bool *keep = gw_xmalloc(n * sizeof *keep);
+
+    for (uint32_t i = n; i-- > 0;) {
+        gw_msg_t *m = qat(s, i)->m;
+        keep[i] = true;
+        if (!m->chan_len) continue;
+        uint32_t slot = m->chan_hash & (tcap - 1);
+        for (; seen[slot]; slot = (slot + 1) & (tcap - 1)) {
+            gw_msg_t *o = seen[slot];
+            if (o->chan_hash == m->chan_hash && o->chan_len == m->chan_len &&
+                memcmp(o->chan, m->chan, m->chan_len) == 0) {
+                keep[i] = false;
+                gw_stats.dropped_conflate++;
+                break;
+            }
+        }
+        if (keep[i]) seen[slot] = m;
+    }
+    qcompact(s, keep);
+    free(keep);
+    free(seen);
+    /* Many distinct channels can still exceed the limit: fall back to dropping oldest. */
+    if (s->qbytes > limit) overflow_drop(s, limit);
+}
+
+void gw_session_send(gw_session_t *s, gw_msg_t *m)
+{
+    uint64_t seq = ++s->seq;
+    if (s->closing) return; /* its number is spent; the client is going away */
+
+    qpush(s, gw_msg_ref(m), seq);
+    size_t limit = (size_t)s->env->cfg->slow_queue_bytes;
+    if (s->qbytes > limit) {
+        switch (s->env->cfg->slow_policy) {
+        case GW_POLICY_CLOSE:
+            GW_LOG(GW_LOG_INFO, SUBSYS, "slow_consumer_close", "session=%s queued_bytes=%zu",
+                   s->id, s->qbytes);
+            gw_stats.slow_closes++;
+            qclear(s);
+            s->closing = true;
+            s->env->close(s, 1013, "slow consumer");
+            return;
+        case GW_POLICY_CONFLATE:
+            overflow_conflate(s, limit);
+            break;
+        default:
+            overflow_drop(s, limit);
+            break;
+        }
+    }
+    if (s->qlen == 1) s->env->want_write(s);
+}
+
+size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *need)
+{
+    size_t used = 0;
+    *need = 0;
+    while (s->qlen) {
+        gw_qent_t *e = qat(s, 0);
+        size_t w = gw_msg_wire_len(e->m, e->seq);
+        if (w > cap - used) {
+            if (used == 0) *need = w;
+            break;
+        }
+        used += gw_msg_write_frame(e->m, e->seq, out + used);
+        gw_stats.frames_sent++;
+        qpop(s);
+    }
+    gw_stats.bytes_sent += used;
+    return used;
+}
+
+/*------------------------------------------------------------------------------
+ * Requests */
+
+static void send_error(gw_session_t *s, gw_errcode_t code, const char *msg, const char *id,
+                       const char *channel)
+{
+    gw_stats.errors[code]++;
+    gw_msg_t *m = gw_frame_error(code, msg, id, channel);
+    gw_session_send(s, m);
+    gw_msg_unref(m);
+}
+
+static gw_sub_t *find_sub(gw_session_t *s, const char *name, size_t len, uint32_t *pos)
+{
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        size_t l;
+        const char *n = gw_sub_name(s->subs[i], &l);
+        if (l == len && memcmp(n, name, len) == 0) {
+            if (pos) *pos = i;
+            return s->subs[i];
+        }
+    }
+    return NULL;
+}
+
+static void ack_done(gw_session_t *s, struct gw_ack *a)
+{
+    struct gw_ack **pp = &s->acks;
+    while (*pp != a) pp = &(*pp)->next;
+    *pp = a->next;
+    gw_session_send(s, a->frame);
+    gw_msg_unref(a->frame);
+    free(a);
+}
+
+static void ack_dec(gw_session_t *s, struct gw_ack *a)
+{
+    if (--a->remaining == 0) ack_done(s, a);
+}
+
+void gw_session_sub_active(gw_sub_t *sub)
+{
+    struct gw_ack *a = sub->pending;
+    sub->pending = NULL;
+    ack_dec(sub->session, a);
+}
+
+void gw_session_deliver(gw_sub_t *sub, gw_msg_t *m)
+{
+    gw_session_send(sub->session, m);
+}
+
+static void do_subscribe(gw_session_t *s, gw_req_t *r)
+{
+    const gw_config_t *cfg = s->env->cfg;
+    uint32_t add = 0, addwild = 0;
+    for (size_t i = 0; i < r->nchannels; i++) {
+        if (find_sub(s, r->channels[i], r->lens[i], NULL)) continue;
+        add++;
+        if (gw_glob_is_pattern(r->channels[i], r->lens[i])) addwild++;
+    }
+    if (s->nsubs + add > (uint64_t)cfg->max_channels) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "at most %ld subscriptions per connection", cfg->max_channels);
+        send_error(s, GW_E_LIMIT_CHANNELS, msg, r->id, NULL);
+        return;
+    }
+    if (s->nwild + addwild > (uint64_t)cfg->max_wildcards) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "at most %ld pattern subscriptions per connection",
+                 cfg->max_wildcards);
+        send_error(s, GW_E_LIMIT_WILDCARDS, msg, r->id, NULL);
+        return;
+    }
+
+    struct gw_ack *a = gw_xcalloc(1, sizeof *a);
+    a->frame = gw_frame_ack("subscribed", r->id, r->channels, r->lens, r->nchannels, NULL);
+    a->remaining = 1; /* held by this function until every channel is linked */
+    a->next = s->acks;
+    s->acks = a;
+    for (size_t i = 0; i < r->nchannels; i++) {
+        if (find_sub(s, r->channels[i], r->lens[i], NULL)) continue;
+        bool active;
+        gw_sub_t *sub = gw_hub_subscribe(s->env->hub, s, r->channels[i], r->lens[i], &active);
+        if (s->nsubs == s->subscap) {
+            s->subscap = s->subscap ? s->subscap * 2 : 4;
+            s->subs = gw_xrealloc(s->subs, s->subscap * sizeof *s->subs);
+        }
+        s->subs[s->nsubs++] = sub;
+        if (gw_sub_is_pattern(sub)) s->nwild++;
+        if (!active) {
+            sub->pending = a;
+            a->remaining++;
+        }
+    }
+    ack_dec(s, a);
+}
+
+static void drop_sub(gw_session_t *s, uint32_t pos)
+{
+    gw_sub_t *sub = s->subs[pos];
+    if (gw_sub_is_pattern(sub)) s->nwild--;
+    s->subs[pos] = s->subs[--s->nsubs];
+    struct gw_ack *a = sub->pending;
+    gw_hub_unsubscribe(s->env->hub, sub);
+    if (a) ack_dec(s, a);
+}
+
+static void do_unsubscribe(gw_session_t *s, gw_req_t *r)
+{
+    for (size_t i = 0; i < r->nchannels; i++) {
+        uint32_t pos;
+        if (find_sub(s, r->channels[i], r->lens[i], &pos)) drop_sub(s, pos);
+    }
+    gw_msg_t *m = gw_frame_ack("unsubscribed", r->id, r->channels, r->lens, r->nchannels, NULL);
+    gw_session_send(s, m);
+    gw_msg_unref(m);
+}
+
+void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool binary)
+{
+    gw_req_t req;
+    gw_perr_t err;
+
+    gw_stats.frames_received++;
+    if (s->closing) return;
+    if (binary) {
+        send_error(s, GW_E_BAD_REQUEST, "binary frames are not supported; send JSON text",
+                   NULL, NULL);
+        return;
+    }
+    if (gw_req_parse(buf, len, (size_t)s->env->cfg->max_channels_per_request, &req, &err) < 0) {
+        send_error(s, err.code, err.message, err.id, err.channel);
+        gw_perr_free(&err);
+        return;
+    }
+    switch (req.type) {
+    case GW_REQ_SUBSCRIBE: do_subscribe(s, &req); break;
+    case GW_REQ_UNSUBSCRIBE: do_unsubscribe(s, &req); break;
+    case GW_REQ_PING: {
+        gw_msg_t *m = gw_frame_pong(req.id);
+        gw_session_send(s, m);
+        gw_msg_unref(m);
+        break;
+    }
+    }
+    gw_req_free(&req);
+}
+
+int gw_session_on_fragment(gw_session_t *s, const char *buf, size_t len, bool first, bool final,
+                           bool binary)
+{
+    size_t limit = (size_t)s->env->cfg->max_frame_bytes;
+    if (first) {
+        s->rx.len = 0;
+        s->rx_binary = binary;
+    }
+    if (first && final) { /* the common case: no copy */
+        if (len > limit) return -1;
+        gw_session_on_message(s, buf, len, binary);
+        return 0;
+    }
+    if (s->rx.len + len > limit) {
+        gw_buf_free(&s->rx);
+        return -1;
+    }
+    gw_buf_append(&s->rx, buf, len);
+    if (final) {
+        gw_session_on_message(s, s->rx.data, s->rx.len, s->rx_binary);
+        gw_buf_free(&s->rx);
+    }
+    return 0;
+}
+
+void gw_session_free(gw_session_t *s)
+{
+    if (!s) return;
+    s->closing = true; /* acks completed below must not queue frames */
+    while (s->nsubs) drop_sub(s, s->nsubs - 1);
+    while (s->acks) { /* cannot happen once every sub is dropped, but stay leak-free */
+        struct gw_ack *a = s->acks;
+        s->acks = a->next;
+        gw_msg_unref(a->frame);
+        free(a);
+    }
+    qclear(s);
+    free(s->subs);
+    gw_buf_free(&s->rx);
+    free(s);
+}

@@ -1,0 +1,86 @@
+/* session.h - one WebSocket client: its sequence numbers, subscriptions, bounded
+ * outbound queue and slow-consumer policy. Transport-agnostic: the server module wires
+ * env->want_write / env->close to libwebsockets, unit tests to a fake.
+ *
+ * Sequence numbers: every frame addressed to the client takes the next seq when it is
+ * queued, so a frame dropped later (drop or conflate policy) leaves a visible gap.
+ *
+ * Ownership: gw_session_new() returns a session owned by the transport, which must call
+ * gw_session_free() exactly once (it unsubscribes everything and drops the queue).
+ * Queued messages hold one reference each.
+ */
+#ifndef GW_SESSION_H
+#define GW_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "hub.h"
+#include "msg.h"
+
+typedef struct gw_session gw_session_t;
+
+typedef struct {
+    gw_hub_t *hub;
+    const gw_config_t *cfg;
+    void (*want_write)(gw_session_t *s);
+    /* Close asynchronously after the queue is discarded; never re-enters the hub. */
+    void (*close)(gw_session_t *s, int code, const char *reason);
+} gw_session_env_t;
+
+typedef struct {
+    gw_msg_t *m;
+    uint64_t seq;
+} gw_qent_t;
+
+struct gw_ack; /* a "subscribed" reply waiting for Redis to confirm */
+
+struct gw_session {
+    const gw_session_env_t *env;
+    void *conn; /* transport handle */
+    gw_session_t *prev, *next; /* the server's list of sessions */
+    char id[24];
+    uint64_t seq; /* last seq assigned */
+
+    gw_qent_t *q; /* ring buffer, allocated on first use */
+    uint32_t qcap, qhead, qlen;
+    size_t qbytes;
+
+    gw_sub_t **subs;
+    uint32_t nsubs, subscap, nwild;
+    struct gw_ack *acks;
+
+    gw_buf_t rx; /* fragments of the client message being reassembled */
+    bool rx_binary;
+    bool closing;
+    uint16_t close_code;
+};
+
+gw_session_t *gw_session_new(const gw_session_env_t *env, void *conn, uint64_t serial);
+void gw_session_free(gw_session_t *s);
+
+/* Queues m (taking a reference) with the next seq and applies the slow-consumer policy.
+ * Data messages (m->chan_len > 0) may be dropped or conflated; control frames never are. */
+void gw_session_send(gw_session_t *s, gw_msg_t *m);
+
+/* Handles one complete client message. */
+void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool binary);
+
+/* Handles a client fragment: reassembles up to cfg->max_frame_bytes (returns -1 when the
+ * message is too big: the caller closes with 1009). */
+int gw_session_on_fragment(gw_session_t *s, const char *buf, size_t len, bool first, bool final,
+                           bool binary);
+
+/* Moves queued frames into out (up to cap bytes) as complete WebSocket frames, oldest
+ * first. Returns the bytes written; 0 with *need set when the oldest frame alone needs
+ * more than cap (the caller provides a larger buffer). */
+size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *need);
+
+/* Hub callbacks. */
+void gw_session_deliver(gw_sub_t *sub, gw_msg_t *m);
+void gw_session_sub_active(gw_sub_t *sub);
+
+#endif

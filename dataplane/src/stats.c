@@ -1,0 +1,3 @@
+#include "stats.h"
+
+gw_stats_t gw_stats;
