@@ -112,6 +112,11 @@ static uint64_t now_ms(gw_redis_t *r)
     return uv_now(r->loop);
 }
 
+static void on_retry(uv_timer_t *t)
+{
+    connect_now(t->data);
+}
+
 static void set_state(gw_redis_t *r, link_state_t st)
 {
     r->state = st;
@@ -127,7 +132,7 @@ static void schedule_retry(gw_redis_t *r)
     r->backoff_ms *= 2;
     if (r->backoff_ms > r->opts.backoff_max_ms) r->backoff_ms = r->opts.backoff_max_ms;
     GW_LOG(GW_LOG_INFO, SUBSYS, "retry_scheduled", "delay_ms=%ld", d);
-    uv_timer_start(&r->retry_timer, (uv_timer_cb)connect_now, (uint64_t)d, 0);
+    uv_timer_start(&r->retry_timer, on_retry, (uint64_t)d, 0);
 }
 
 /* The link is gone (whatever the reason): tell the hub once, then retry. */
@@ -175,7 +180,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         bool unsub = str_is(e[0], "unsubscribe") || str_is(e[0], "punsubscribe");
         bool pat = e[0]->len && (e[0]->str[0] == 'p' || e[0]->str[0] == 'P');
         if (!sub && !unsub) return;
-        if (!pat && !strcmp(e[1]->str, r->sentinel)) return;
+        if (pat && !strcmp(e[1]->str, r->sentinel)) return;
         r->cbs.confirm(r->ud, sub, pat, e[1]->str, e[1]->len);
     }
 }
@@ -191,7 +196,7 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
         redisAsyncDisconnect(ac); /* disconnect callback schedules the retry */
         return;
     }
-    const char *argv[2] = {"SUBSCRIBE", r->sentinel};
+    const char *argv[2] = {"PSUBSCRIBE", r->sentinel};
     redisAsyncCommandArgv(ac, on_reply, NULL, 2, argv, NULL);
     set_state(r, L_UP);
     r->last_rx_ms = now_ms(r);
@@ -275,9 +280,22 @@ static void on_tick(uv_timer_t *t)
             abort_link(r, "no reply to PING");
             return;
         }
-        const char *argv[1] = {"PING"};
-        redisAsyncCommandArgv(r->ac, on_reply, NULL, 1, argv, NULL);
+        /* The reply, ["pong", sentinel], is routed by hiredis like a message of the
+         * sentinel pattern, i.e. to on_reply: that is why the sentinel is a pattern. */
+        const char *argv[2] = {"PING", r->sentinel};
+        redisAsyncCommandArgv(r->ac, on_reply, NULL, 2, argv, NULL);
     }
+}
+
+/* The sentinel pattern must match only its own channel name. */
+static char *escape_glob(const char *s)
+{
+    gw_buf_t b = GW_BUF_INIT;
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s)) gw_buf_putc(&b, '\\');
+        gw_buf_putc(&b, *s);
+    }
+    return b.data ? b.data : gw_xstrdup("");
 }
 
 gw_redis_t *gw_redis_new(uv_loop_t *loop, gw_redis_url_t *url, const gw_redis_opts_t *opts,
@@ -288,7 +306,7 @@ gw_redis_t *gw_redis_new(uv_loop_t *loop, gw_redis_url_t *url, const gw_redis_op
     r->url = *url;
     memset(url, 0, sizeof *url);
     r->opts = *opts;
-    r->sentinel = gw_xstrdup(opts->sentinel);
+    r->sentinel = escape_glob(opts->sentinel);
     r->cbs = *cbs;
     r->ud = ud;
     r->backoff_ms = opts->backoff_min_ms;

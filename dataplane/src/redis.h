@@ -1,7 +1,10 @@
 /* redis.h - the node's one Redis subscriber connection (hiredis async on libuv).
  *
- * It connects, authenticates, keeps a private sentinel subscription (so hiredis never
- * leaves subscribed mode between our own commands), probes the link with PING and
+ * It connects, authenticates, keeps a private sentinel pattern subscription
+ * (PSUBSCRIBE __wsgw:node:<id>, escaped) and probes the link with PING <sentinel>. The
+ * sentinel works around two hiredis 0.14 traits: it leaves subscribed mode (and then
+ * asserts on in-flight SUBSCRIBE replies) whenever the Redis-side count drops to zero,
+ * and it routes a subscribed-mode PONG like a message of the pattern it names. It
  * reconnects with capped, jittered exponential backoff. Every (un)subscribe
  * confirmation and message is handed to the callbacks; the hub decides what to do.
  *

@@ -292,17 +292,38 @@ static int ws_receive(struct lws *wsi, pss_t *pss, const char *in, size_t len)
     return 0;
 }
 
+/* Appends a close frame to out. We write it ourselves, behind the data, because lws
+ * treats a failing WRITEABLE callback as a dead socket and would send none. */
+static size_t put_close_frame(unsigned char *out, uint16_t code)
+{
+    const char *reason = code == 1013 ? "slow consumer" : "going away";
+    size_t rlen = strlen(reason);
+    out[0] = 0x88; /* FIN + close */
+    out[1] = (unsigned char)(2 + rlen);
+    out[2] = (unsigned char)(code >> 8);
+    out[3] = (unsigned char)code;
+    memcpy(out + 4, reason, rlen);
+    return 4 + rlen;
+}
+
+#define CLOSE_FRAME_MAX 32
+
 static int ws_writeable(gw_server_t *srv, struct lws *wsi, pss_t *pss)
 {
     gw_session_t *s = pss->s;
     if (!s) return -1;
+    if (s->close_sent) return -1; /* the close frame is out of lws' buffers: hang up */
 
     size_t need;
     unsigned char *buf = srv->wbuf;
-    size_t n = gw_session_fill(s, buf + LWS_PRE, WBUF_SIZE, &need);
+    size_t n = gw_session_fill(s, buf + LWS_PRE, WBUF_SIZE - CLOSE_FRAME_MAX, &need);
     if (!n && need) { /* one frame bigger than the shared buffer */
-        buf = gw_xmalloc(LWS_PRE + need);
+        buf = gw_xmalloc(LWS_PRE + need + CLOSE_FRAME_MAX);
         n = gw_session_fill(s, buf + LWS_PRE, need, &need);
+    }
+    if (s->closing && !s->qlen) {
+        n += put_close_frame(buf + LWS_PRE + n, s->close_code);
+        s->close_sent = true;
     }
     if (n) {
         gw_stats.writes++;
@@ -311,14 +332,8 @@ static int ws_writeable(gw_server_t *srv, struct lws *wsi, pss_t *pss)
         if (buf != srv->wbuf) free(buf);
         if (w < (int)n) return -1;
     }
-    if (s->qlen) {
-        lws_callback_on_writable(wsi);
-    } else if (s->closing) {
-        const char *reason = s->close_code == 1013 ? "slow consumer" : "going away";
-        lws_close_reason(wsi, (enum lws_close_status)s->close_code, (unsigned char *)reason,
-                         strlen(reason));
-        return -1;
-    }
+    /* lws calls back only once anything it buffered is flushed. */
+    if (s->qlen || s->close_sent) lws_callback_on_writable(wsi);
     return 0;
 }
 

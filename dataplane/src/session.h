@@ -55,7 +55,8 @@ struct gw_session {
 
     gw_buf_t rx; /* fragments of the client message being reassembled */
     bool rx_binary;
-    bool closing;
+    bool closing;    /* no more frames are queued; close after the queue drains */
+    bool close_sent; /* our close frame has been written */
     uint16_t close_code;
 };
 
