@@ -22,7 +22,10 @@ typedef struct {
     size_t cap;
 } gw_buf_t;
 
-#define GW_BUF_INIT {NULL, 0, 0}
+#define GW_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void gw_buf_reserve(gw_buf_t *b, size_t extra);
 void gw_buf_append(gw_buf_t *b, const void *p, size_t n);

@@ -9,6 +9,8 @@ bool gw_glob_is_pattern(const char *s, size_t len)
     return false;
 }
 
+/* Scans classes exactly as class_match() consumes them: a range takes three bytes even
+ * when its end is `]`, so "[a-]" is unclosed, as Redis reads it. */
 bool gw_glob_well_formed(const char *p, size_t plen)
 {
     for (size_t i = 0; i < plen; i++) {
@@ -17,12 +19,17 @@ bool gw_glob_well_formed(const char *p, size_t plen)
         } else if (p[i] == '[') {
             i++;
             if (i < plen && p[i] == '^') i++;
-            for (;; i++) {
+            for (;;) {
                 if (i >= plen) return false;
                 if (p[i] == '\\') {
-                    if (++i >= plen) return false;
+                    if (i + 1 >= plen) return false;
+                    i += 2;
                 } else if (p[i] == ']') {
                     break;
+                } else if (i + 2 < plen && p[i + 1] == '-') {
+                    i += 3;
+                } else {
+                    i++;
                 }
             }
         }

@@ -133,8 +133,7 @@ static bool topic_sync(gw_hub_t *h, gw_topic_t *t)
     case T_SUBSCRIBED:
         if (t->nsubs == 0) send_cmd(h, t, false);
         return true;
-    default:
-        return true; /* a command is in flight: reconcile on its reply */
+    default: return true; /* a command is in flight: reconcile on its reply */
     }
 }
 

@@ -14,8 +14,7 @@ size_t gw_utf8_seq(const unsigned char *s, size_t avail)
         return 3;
     }
     if (c >= 0xf0 && c <= 0xf4) {
-        if (avail < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 ||
-            (s[3] & 0xc0) != 0x80)
+        if (avail < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
             return 0;
         if (c == 0xf0 && s[1] < 0x90) return 0; /* overlong */
         if (c == 0xf4 && s[1] > 0x8f) return 0; /* above U+10FFFF */
@@ -53,17 +52,21 @@ static bool parse_string(cursor_t *c)
         if (ch == '\\') {
             if (++c->p >= c->end) return false;
             switch (*c->p) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                c->p++;
-                break;
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't': c->p++; break;
             case 'u':
                 if (c->end - c->p < 5) return false;
                 for (int i = 1; i <= 4; i++)
                     if (!is_hex(c->p[i])) return false;
                 c->p += 5;
                 break;
-            default:
-                return false;
+            default: return false;
             }
             continue;
         }

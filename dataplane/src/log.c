@@ -49,8 +49,9 @@ void gw_log_emit(gw_log_level_t level, const char *subsys, const char *event, co
     /* One fprintf-family burst per line under the stdio lock keeps lines whole. */
     flockfile(stderr);
     if (log_format == GW_LOG_JSON) {
-        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"sub\":\"%s\",\"event\":\"%s\",\"detail\":\"",
-                ts, level_names[level], subsys, event);
+        fprintf(stderr,
+                "{\"ts\":\"%s\",\"level\":\"%s\",\"sub\":\"%s\",\"event\":\"%s\",\"detail\":\"", ts,
+                level_names[level], subsys, event);
         put_json_escaped(stderr, detail);
         fputs("\"}\n", stderr);
     } else {

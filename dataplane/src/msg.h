@@ -27,7 +27,7 @@ typedef struct gw_msg {
 } gw_msg_t;
 
 #define GW_WS_HDR_MAX 10 /* largest unmasked server frame header */
-#define GW_SEQ_MAX 20    /* digits of a uint64 */
+#define GW_SEQ_MAX    20 /* digits of a uint64 */
 
 /* Builds the envelope of a Redis message. `pattern` is NULL for exact subscriptions.
  * `data` is embedded verbatim when it is valid JSON, as a JSON string otherwise. */

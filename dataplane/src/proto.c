@@ -8,8 +8,8 @@
 #include "json.h"
 
 static const char *const errcode_names[GW_E__COUNT] = {
-    "bad_request", "unknown_type", "invalid_channel", "limit_channels", "limit_wildcards",
-    "too_large",
+    "bad_request",    "unknown_type",    "invalid_channel",
+    "limit_channels", "limit_wildcards", "too_large",
 };
 
 const char *gw_errcode_name(gw_errcode_t code)
@@ -147,11 +147,11 @@ int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request, g
     else if (!strcmp(t, "ping"))
         req->type = GW_REQ_PING;
     else {
-        set_err(err, GW_E_UNKNOWN_TYPE, "unknown \"type\"; expected subscribe, unsubscribe or ping");
+        set_err(err, GW_E_UNKNOWN_TYPE,
+                "unknown \"type\"; expected subscribe, unsubscribe or ping");
         goto Exit;
     }
-    if (req->type != GW_REQ_PING &&
-        take_channels(root, max_channels_per_request, req, err) < 0)
+    if (req->type != GW_REQ_PING && take_channels(root, max_channels_per_request, req, err) < 0)
         goto Exit;
     rc = 0;
 Exit:
@@ -208,8 +208,8 @@ gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *ro
     return finish(&b);
 }
 
-gw_msg_t *gw_frame_ack(const char *type, const char *id, char *const *channels,
-                       const size_t *lens, size_t n, const char *reason)
+gw_msg_t *gw_frame_ack(const char *type, const char *id, char *const *channels, const size_t *lens,
+                       size_t n, const char *reason)
 {
     gw_buf_t b = GW_BUF_INIT;
     gw_buf_printf(&b, "{\"type\":\"%s\"", type);

@@ -14,7 +14,7 @@
 #include "msg.h"
 
 #define GW_CHANNEL_MAX 256 /* bytes */
-#define GW_ID_MAX 128      /* bytes of the JSON text of "id" */
+#define GW_ID_MAX      128 /* bytes of the JSON text of "id" */
 
 typedef enum {
     GW_E_BAD_REQUEST = 0,
@@ -36,9 +36,9 @@ typedef enum {
 
 typedef struct {
     gw_req_type_t type;
-    char *id;            /* JSON text of "id" (a string or a number), NULL when absent */
-    size_t nchannels;    /* deduplicated, in request order */
-    char **channels;     /* each NUL-terminated; lens[] gives the byte length */
+    char *id;         /* JSON text of "id" (a string or a number), NULL when absent */
+    size_t nchannels; /* deduplicated, in request order */
+    char **channels;  /* each NUL-terminated; lens[] gives the byte length */
     size_t *lens;
 } gw_req_t;
 
@@ -64,8 +64,8 @@ bool gw_channel_valid(const char *s, size_t len, const char **why);
 /* Control frame encoders. Each returns a new message with one reference (msg.h).
  * `id` is the JSON text to echo, or NULL. */
 gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *role);
-gw_msg_t *gw_frame_ack(const char *type, const char *id, char *const *channels,
-                       const size_t *lens, size_t n, const char *reason);
+gw_msg_t *gw_frame_ack(const char *type, const char *id, char *const *channels, const size_t *lens,
+                       size_t n, const char *reason);
 gw_msg_t *gw_frame_pong(const char *id);
 gw_msg_t *gw_frame_error(gw_errcode_t code, const char *message, const char *id,
                          const char *channel);

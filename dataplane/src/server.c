@@ -135,34 +135,30 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
     bool up = srv->redis && gw_redis_is_up(srv->redis);
     gw_buf_printf(b, "{\"node\":");
     gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
-    gw_buf_printf(b,
-                  ",\"uptime_s\":%llu,\"redis\":{\"connected\":%s,\"reconnects\":%llu},"
-                  "\"connections\":{\"current\":%llu,\"total\":%llu},"
-                  "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
-                  "\"redis\":{\"exact\":%llu,\"pattern\":%llu}},"
-                  "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
-                  "\"writes\":%llu,\"frames_received\":%llu,\"resyncs_sent\":%llu},"
-                  "\"slow_consumers\":{\"policy\":\"%s\",\"dropped\":%llu,"
-                  "\"dropped_by_policy\":{\"drop\":%llu,\"conflate\":%llu},\"closed\":%llu},"
-                  "\"closes_too_big\":%llu,\"errors\":{",
-                  (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000),
-                  up ? "true" : "false", (unsigned long long)gw_stats.redis_reconnects,
-                  (unsigned long long)gw_stats.conn_current,
-                  (unsigned long long)gw_stats.conn_total,
-                  (unsigned long long)gw_stats.client_subs_exact,
-                  (unsigned long long)gw_stats.client_subs_pattern,
-                  (unsigned long long)gw_stats.redis_subs_exact,
-                  (unsigned long long)gw_stats.redis_subs_pattern,
-                  (unsigned long long)gw_stats.redis_messages,
-                  (unsigned long long)gw_stats.frames_sent,
-                  (unsigned long long)gw_stats.bytes_sent, (unsigned long long)gw_stats.writes,
-                  (unsigned long long)gw_stats.frames_received,
-                  (unsigned long long)gw_stats.resyncs_sent, gw_policy_name(srv->cfg->slow_policy),
-                  (unsigned long long)(gw_stats.dropped_drop + gw_stats.dropped_conflate),
-                  (unsigned long long)gw_stats.dropped_drop,
-                  (unsigned long long)gw_stats.dropped_conflate,
-                  (unsigned long long)gw_stats.slow_closes,
-                  (unsigned long long)gw_stats.closes_too_big);
+    gw_buf_printf(
+        b,
+        ",\"uptime_s\":%llu,\"redis\":{\"connected\":%s,\"reconnects\":%llu},"
+        "\"connections\":{\"current\":%llu,\"total\":%llu},"
+        "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
+        "\"redis\":{\"exact\":%llu,\"pattern\":%llu}},"
+        "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
+        "\"writes\":%llu,\"frames_received\":%llu,\"resyncs_sent\":%llu},"
+        "\"slow_consumers\":{\"policy\":\"%s\",\"dropped\":%llu,"
+        "\"dropped_by_policy\":{\"drop\":%llu,\"conflate\":%llu},\"closed\":%llu},"
+        "\"closes_too_big\":%llu,\"errors\":{",
+        (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000), up ? "true" : "false",
+        (unsigned long long)gw_stats.redis_reconnects, (unsigned long long)gw_stats.conn_current,
+        (unsigned long long)gw_stats.conn_total, (unsigned long long)gw_stats.client_subs_exact,
+        (unsigned long long)gw_stats.client_subs_pattern,
+        (unsigned long long)gw_stats.redis_subs_exact,
+        (unsigned long long)gw_stats.redis_subs_pattern,
+        (unsigned long long)gw_stats.redis_messages, (unsigned long long)gw_stats.frames_sent,
+        (unsigned long long)gw_stats.bytes_sent, (unsigned long long)gw_stats.writes,
+        (unsigned long long)gw_stats.frames_received, (unsigned long long)gw_stats.resyncs_sent,
+        gw_policy_name(srv->cfg->slow_policy),
+        (unsigned long long)(gw_stats.dropped_drop + gw_stats.dropped_conflate),
+        (unsigned long long)gw_stats.dropped_drop, (unsigned long long)gw_stats.dropped_conflate,
+        (unsigned long long)gw_stats.slow_closes, (unsigned long long)gw_stats.closes_too_big);
     for (int i = 0; i < GW_E__COUNT; i++)
         gw_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", gw_errcode_name((gw_errcode_t)i),
                       (unsigned long long)gw_stats.errors[i]);
@@ -205,8 +201,7 @@ static int http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const cha
 
     unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
     unsigned char *end = hdr + sizeof hdr - 1;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", body.len, &p,
-                                    end) ||
+    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", body.len, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
@@ -281,8 +276,8 @@ static int ws_receive(struct lws *wsi, pss_t *pss, const char *in, size_t len)
 {
     gw_session_t *s = pss->s;
     if (!s) return -1;
-    if (gw_session_on_fragment(s, in, len, lws_is_first_fragment(wsi),
-                               lws_is_final_fragment(wsi), lws_frame_is_binary(wsi)) < 0) {
+    if (gw_session_on_fragment(s, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+                               lws_frame_is_binary(wsi)) < 0) {
         static const char reason[] = "message too big";
         gw_stats.closes_too_big++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
@@ -497,6 +492,13 @@ void gw_server_drain(gw_server_t *srv)
 void gw_server_free(gw_server_t *srv)
 {
     if (!srv) return;
+    /* With a foreign loop, lws finishes destroying its context in further
+     * lws_context_destroy() calls once its handles are closed (it clears srv->ctx). */
+    for (int i = 0; srv->ctx && i < 3; i++) {
+        lws_context_destroy(srv->ctx);
+        uv_run(srv->loop, UV_RUN_DEFAULT);
+    }
+    if (srv->ctx) GW_LOG(GW_LOG_WARN, SUBSYS, "lws_context_alive", "note=\"destroy incomplete\"");
     gw_hub_free(srv->hub);
     free(srv->wbuf);
     free(srv);

@@ -151,19 +151,15 @@ void gw_session_send(gw_session_t *s, gw_msg_t *m)
     if (s->qbytes > limit) {
         switch (s->env->cfg->slow_policy) {
         case GW_POLICY_CLOSE:
-            GW_LOG(GW_LOG_INFO, SUBSYS, "slow_consumer_close", "session=%s queued_bytes=%zu",
-                   s->id, s->qbytes);
+            GW_LOG(GW_LOG_INFO, SUBSYS, "slow_consumer_close", "session=%s queued_bytes=%zu", s->id,
+                   s->qbytes);
             gw_stats.slow_closes++;
             qclear(s);
             s->closing = true;
             s->env->close(s, 1013, "slow consumer");
             return;
-        case GW_POLICY_CONFLATE:
-            overflow_conflate(s, limit);
-            break;
-        default:
-            overflow_drop(s, limit);
-            break;
+        case GW_POLICY_CONFLATE: overflow_conflate(s, limit); break;
+        default: overflow_drop(s, limit); break;
         }
     }
     if (s->qlen == 1) s->env->want_write(s);
@@ -315,8 +311,8 @@ void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool bi
     gw_stats.frames_received++;
     if (s->closing) return;
     if (binary) {
-        send_error(s, GW_E_BAD_REQUEST, "binary frames are not supported; send JSON text",
-                   NULL, NULL);
+        send_error(s, GW_E_BAD_REQUEST, "binary frames are not supported; send JSON text", NULL,
+                   NULL);
         return;
     }
     if (gw_req_parse(buf, len, (size_t)s->env->cfg->max_channels_per_request, &req, &err) < 0) {

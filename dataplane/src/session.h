@@ -40,7 +40,7 @@ struct gw_ack; /* a "subscribed" reply waiting for Redis to confirm */
 
 struct gw_session {
     const gw_session_env_t *env;
-    void *conn; /* transport handle */
+    void *conn;                /* transport handle */
     gw_session_t *prev, *next; /* the server's list of sessions */
     char id[24];
     uint64_t seq; /* last seq assigned */

@@ -9,19 +9,19 @@
 typedef struct {
     uint64_t conn_current;
     uint64_t conn_total;
-    uint64_t client_subs_exact;   /* current client-level subscriptions */
+    uint64_t client_subs_exact; /* current client-level subscriptions */
     uint64_t client_subs_pattern;
-    uint64_t redis_subs_exact;    /* current Redis-level subscriptions (confirmed) */
+    uint64_t redis_subs_exact; /* current Redis-level subscriptions (confirmed) */
     uint64_t redis_subs_pattern;
-    uint64_t redis_messages;      /* messages received from Redis */
+    uint64_t redis_messages; /* messages received from Redis */
     uint64_t redis_reconnects;
-    uint64_t frames_received;     /* client text frames handled */
+    uint64_t frames_received; /* client text frames handled */
     uint64_t frames_sent;
     uint64_t bytes_sent;
-    uint64_t writes;              /* socket writes; frames_sent / writes is the coalescing ratio */
-    uint64_t dropped_drop;        /* messages dropped by the drop policy */
-    uint64_t dropped_conflate;    /* messages replaced by a newer one under conflate */
-    uint64_t slow_closes;         /* connections closed with 1013 */
+    uint64_t writes;           /* socket writes; frames_sent / writes is the coalescing ratio */
+    uint64_t dropped_drop;     /* messages dropped by the drop policy */
+    uint64_t dropped_conflate; /* messages replaced by a newer one under conflate */
+    uint64_t slow_closes;      /* connections closed with 1013 */
     uint64_t resyncs_sent;
     uint64_t errors[GW_E__COUNT]; /* error frames sent, by code */
     uint64_t closes_too_big;      /* connections closed with 1009 */

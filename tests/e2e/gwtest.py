@@ -20,7 +20,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WSGW_BIN = os.environ.get("WSGW_BIN", os.path.join(ROOT, "build", "bin", "wsgw"))
-MULT = float(os.environ.get("GW_TEST_TIMEOUT_MULT", "1"))
+MULT = float(os.environ.get("GW_TEST_TIMEOUT_MULT") or "1")
 
 
 def T(seconds):

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds, runs the whole suite, then the whole
+# suite again built with AddressSanitizer + UBSan, then each libFuzzer target for a
+# bounded time, then the format check. Exit code 0 only when everything passed.
+#
+#   FUZZ_SECONDS   seconds per fuzz target (default 30)
+#   JOBS           parallel build jobs (default: nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+JOBS=${JOBS:-$(nproc)}
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+./scripts/deps.sh
+
+step "build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$JOBS"
+
+step "tests"
+(cd build && ctest --output-on-failure)
+
+step "build with -fsanitize=address,undefined"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=address,undefined >/dev/null
+cmake --build build-asan -j "$JOBS"
+
+step "tests under AddressSanitizer + UBSan (leaks checked at exit)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-asan && GW_TEST_TIMEOUT_MULT=3 ctest --output-on-failure)
+
+step "fuzzing (libFuzzer, ${FUZZ_SECONDS}s per target)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGW_FUZZ=ON \
+  -DGW_SANITIZE=address,undefined >/dev/null
+cmake --build build-fuzz -j "$JOBS" --target fuzz_client_frame fuzz_json_payload
+for t in client_frame json_payload; do
+  work=$(mktemp -d)
+  # New inputs go to a scratch dir; the committed seeds stay as they are.
+  (cd "$work" && "$ROOT/build-fuzz/bin/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -max_len=8192 \
+    -print_final_stats=1 "$work" "$ROOT/tests/fuzz/corpus/$t" 2>&1 | tail -n 4)
+  rm -rf "$work"
+done
+
+step "format (clang-format)"
+git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+
+echo
+echo "all tests passed"

@@ -1,0 +1,81 @@
+/* Fuzz target: a client's frames, through reassembly, parsing and request handling.
+ * Property: whatever arrives, every frame the session queues is one valid JSON object. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "proto.h"
+#include "session.h"
+
+static int hub_cmd(void *ud, bool sub, bool pat, const char *const *n, const size_t *l, size_t c)
+{
+    (void)ud, (void)sub, (void)pat, (void)n, (void)l, (void)c;
+    return 0;
+}
+static void hub_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m)
+{
+    (void)ud;
+    gw_session_deliver(sub, m);
+}
+static void hub_active(void *ud, gw_sub_t *sub)
+{
+    (void)ud;
+    gw_session_sub_active(sub);
+}
+static void hub_resync(void *ud)
+{
+    (void)ud;
+}
+static void want_write(gw_session_t *s)
+{
+    (void)s;
+}
+static void do_close(gw_session_t *s, int code, const char *reason)
+{
+    (void)s, (void)code, (void)reason;
+}
+
+static const gw_hub_ops_t ops = {hub_cmd, hub_deliver, hub_active, hub_resync};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static gw_config_t cfg = {.max_channels = 8,
+                              .max_wildcards = 2,
+                              .max_channels_per_request = 16,
+                              .slow_queue_bytes = 8192,
+                              .max_frame_bytes = 4096};
+    gw_hub_t *hub = gw_hub_new(&ops, NULL);
+    gw_hub_on_link_up(hub);
+    gw_session_env_t env = {hub, &cfg, want_write, do_close};
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+
+    /* First byte picks fragment sizes; NUL bytes split the input into messages. */
+    size_t frag = size ? (size_t)(data[0] % 64) + 1 : 1;
+    const char *p = (const char *)data + (size ? 1 : 0);
+    const char *end = (const char *)data + size;
+    while (p < end) {
+        const char *e = memchr(p, '\0', (size_t)(end - p));
+        size_t len = e ? (size_t)(e - p) : (size_t)(end - p);
+        bool ok = true;
+        for (size_t off = 0; ok && (off < len || off == 0); off += frag) {
+            size_t n = len - off < frag ? len - off : frag;
+            ok = gw_session_on_fragment(s, p + off, n, off == 0, off + n >= len, false) == 0;
+            if (len == 0) break;
+        }
+        gw_hub_on_confirm(hub, true, false, "a", 1); /* confirm a likely topic */
+        p += len + 1;
+    }
+
+    for (uint32_t i = 0; i < s->qlen; i++) {
+        gw_msg_t *m = s->q[(s->qhead + i) & (s->qcap - 1)].m;
+        char text[8192 + 32];
+        if (m->len + 8 > sizeof text) abort();
+        memcpy(text, m->data, m->len);
+        memcpy(text + m->len, "1}", 2);
+        if (!gw_json_valid(text, m->len + 2)) abort();
+    }
+    gw_session_free(s);
+    gw_hub_free(hub);
+    return 0;
+}

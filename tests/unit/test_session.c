@@ -1,0 +1,333 @@
+/* One session: seq numbering, coalesced output, slow-consumer policies, pending acks
+ * and fragment reassembly, with a fake transport. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "session.h"
+#include "stats.h"
+
+typedef struct {
+    int want_write;
+    int closes;
+    int close_code;
+    int confirm_immediately;
+} fake_t;
+
+static fake_t fake;
+static gw_config_t cfg;
+static gw_hub_t *hub;
+
+static void want_write(gw_session_t *s)
+{
+    (void)s;
+    fake.want_write++;
+}
+
+static void do_close(gw_session_t *s, int code, const char *reason)
+{
+    (void)s;
+    (void)reason;
+    fake.closes++;
+    fake.close_code = code;
+}
+
+static int hub_cmd(void *ud, bool subscribe, bool pattern, const char *const *names,
+                   const size_t *lens, size_t n)
+{
+    (void)ud;
+    (void)subscribe;
+    (void)pattern;
+    (void)names;
+    (void)lens;
+    (void)n;
+    return 0;
+}
+
+static void hub_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m)
+{
+    (void)ud;
+    gw_session_deliver(sub, m);
+}
+
+static void hub_active(void *ud, gw_sub_t *sub)
+{
+    (void)ud;
+    gw_session_sub_active(sub);
+}
+
+static void hub_resync(void *ud)
+{
+    (void)ud;
+}
+
+static const gw_hub_ops_t hub_ops = {hub_cmd, hub_deliver, hub_active, hub_resync};
+static gw_session_env_t env;
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&fake, 0, sizeof fake);
+    memset(&gw_stats, 0, sizeof gw_stats);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_channels = 50;
+    cfg.max_wildcards = 5;
+    cfg.max_channels_per_request = 100;
+    cfg.slow_queue_bytes = 4096;
+    cfg.slow_policy = GW_POLICY_DROP;
+    cfg.max_frame_bytes = 1024;
+    hub = gw_hub_new(&hub_ops, NULL);
+    gw_hub_on_link_up(hub);
+    env = (gw_session_env_t){hub, &cfg, want_write, do_close};
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    gw_hub_free(hub);
+    return 0;
+}
+
+static void publish(gw_session_t *s, const char *chan, int i)
+{
+    char data[200];
+    int n = snprintf(data, sizeof data, "{\"i\":%d,\"pad\":\"%0100d\"}", i, 0);
+    gw_msg_t *m = gw_msg_new_message(chan, strlen(chan), NULL, 0, data, (size_t)n, 0);
+    gw_session_send(s, m);
+    gw_msg_unref(m);
+}
+
+/* Drains the session and decodes every frame: returns how many, fills seqs/ids. */
+static int drain(gw_session_t *s, uint64_t *seqs, int *ids, char (*chans)[32], int max)
+{
+    static unsigned char out[1 << 20];
+    size_t need;
+    size_t n = gw_session_fill(s, out, sizeof out, &need);
+    int count = 0;
+    for (size_t off = 0; off < n; count++) {
+        assert_int_equal(out[off], 0x81);
+        size_t len = out[off + 1], h = 2;
+        if (len == 126) {
+            len = (size_t)out[off + 2] << 8 | out[off + 3];
+            h = 4;
+        }
+        json_error_t err;
+        json_t *v = json_loadb((char *)out + off + h, len, 0, &err);
+        assert_non_null(v);
+        if (count < max) {
+            seqs[count] = (uint64_t)json_integer_value(json_object_get(v, "seq"));
+            json_t *d = json_object_get(v, "data");
+            ids[count] = d ? (int)json_integer_value(json_object_get(d, "i")) : -1;
+            const char *c = json_string_value(json_object_get(v, "channel"));
+            snprintf(chans[count], 32, "%s", c ? c : "");
+        }
+        json_decref(v);
+        off += h + len;
+    }
+    return count;
+}
+
+static void test_seq_and_coalescing(void **state)
+{
+    (void)state;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    for (int i = 0; i < 5; i++) publish(s, "a", i);
+    assert_int_equal(fake.want_write, 1); /* asked once, not per message */
+    uint64_t seqs[8];
+    int ids[8];
+    char chans[8][32];
+    assert_int_equal(drain(s, seqs, ids, chans, 8), 5); /* five frames, one buffer */
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(seqs[i], i + 1);
+        assert_int_equal(ids[i], i);
+    }
+    assert_int_equal(s->qlen, 0);
+    assert_int_equal(gw_stats.frames_sent, 5);
+    gw_session_free(s);
+}
+
+static void test_fill_needs_bigger_buffer(void **state)
+{
+    (void)state;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    publish(s, "a", 1);
+    unsigned char small[16];
+    size_t need;
+    assert_int_equal(gw_session_fill(s, small, sizeof small, &need), 0);
+    assert_true(need > sizeof small);
+    size_t want = need;
+    unsigned char *big = malloc(want);
+    assert_int_equal(gw_session_fill(s, big, want, &need), want);
+    assert_int_equal(s->qlen, 0);
+    free(big);
+    gw_session_free(s);
+}
+
+static void test_drop_policy_keeps_newest_and_shows_gap(void **state)
+{
+    (void)state;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    for (int i = 0; i < 200; i++) publish(s, "a", i);
+    assert_true(s->qbytes <= (size_t)cfg.slow_queue_bytes);
+    uint64_t seqs[256];
+    int ids[256];
+    char chans[256][32];
+    int n = drain(s, seqs, ids, chans, 256);
+    assert_true(n > 0 && n < 200);
+    assert_int_equal(ids[n - 1], 199);
+    assert_int_equal(seqs[n - 1], 200);
+    for (int i = 0; i < n; i++) assert_int_equal(seqs[i], (uint64_t)ids[i] + 1);
+    assert_int_equal(gw_stats.dropped_drop, 200 - n);
+    assert_int_equal(fake.closes, 0);
+    gw_session_free(s);
+}
+
+static void test_drop_policy_behind_control_frame(void **state)
+{
+    (void)state;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_msg_t *pong = gw_frame_pong("\"p\"");
+    gw_session_send(s, pong); /* a control frame at the head is never dropped */
+    gw_msg_unref(pong);
+    for (int i = 0; i < 100; i++) publish(s, "a", i);
+    uint64_t seqs[128];
+    int ids[128];
+    char chans[128][32];
+    int n = drain(s, seqs, ids, chans, 128);
+    assert_int_equal(seqs[0], 1);
+    assert_int_equal(ids[0], -1);
+    assert_int_equal(ids[n - 1], 99);
+    assert_true(n < 101);
+    gw_session_free(s);
+}
+
+static void test_close_policy(void **state)
+{
+    (void)state;
+    cfg.slow_policy = GW_POLICY_CLOSE;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    for (int i = 0; i < 100; i++) publish(s, "a", i);
+    assert_int_equal(fake.closes, 1);
+    assert_int_equal(fake.close_code, 1013);
+    assert_true(s->closing);
+    assert_int_equal(s->qlen, 0);
+    assert_int_equal(gw_stats.slow_closes, 1);
+    gw_session_free(s);
+}
+
+static void test_conflate_policy_keeps_latest_per_channel(void **state)
+{
+    (void)state;
+    cfg.slow_policy = GW_POLICY_CONFLATE;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    const char *ch[3] = {"t:A", "t:B", "t:C"};
+    for (int i = 0; i < 300; i++) publish(s, ch[i % 3], i);
+    uint64_t seqs[512];
+    int ids[512];
+    char chans[512][32];
+    int n = drain(s, seqs, ids, chans, 512);
+    assert_true(n < 300);
+    int last[3] = {-1, -1, -1};
+    for (int i = 0; i < n; i++) {
+        int c = chans[i][2] - 'A';
+        assert_true(ids[i] > last[c]);
+        last[c] = ids[i];
+        assert_int_equal(seqs[i], (uint64_t)ids[i] + 1);
+        if (i) assert_true(seqs[i] > seqs[i - 1]);
+    }
+    assert_int_equal(last[0], 297);
+    assert_int_equal(last[1], 298);
+    assert_int_equal(last[2], 299);
+    assert_int_equal(gw_stats.dropped_conflate + gw_stats.dropped_drop, 300 - n);
+    assert_true(gw_stats.dropped_conflate > 0);
+    gw_session_free(s);
+}
+
+static void request(gw_session_t *s, const char *json)
+{
+    gw_session_on_message(s, json, strlen(json), false);
+}
+
+static void test_ack_waits_for_redis(void **state)
+{
+    (void)state;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    request(s, "{\"type\":\"subscribe\",\"channels\":[\"x\",\"y*\"],\"id\":\"c1\"}");
+    assert_int_equal(s->qlen, 0); /* Redis has not confirmed yet */
+    assert_int_equal(s->nsubs, 2);
+    assert_int_equal(s->nwild, 1);
+    gw_hub_on_confirm(hub, true, false, "x", 1);
+    assert_int_equal(s->qlen, 0);
+    gw_hub_on_confirm(hub, true, true, "y*", 2);
+    assert_int_equal(s->qlen, 1);
+    assert_non_null(strstr(s->q[s->qhead].m->data, "\"subscribed\""));
+
+    /* Already active: the ack is immediate. */
+    gw_session_t *t = gw_session_new(&env, NULL, 2);
+    request(t, "{\"type\":\"subscribe\",\"channels\":[\"x\"]}");
+    assert_int_equal(t->qlen, 1);
+    gw_session_free(t);
+    gw_session_free(s);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    cfg.max_channels = 3;
+    cfg.max_wildcards = 1;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    request(s, "{\"type\":\"subscribe\",\"channels\":[\"a\",\"b\",\"c\",\"d\"]}");
+    assert_int_equal(s->nsubs, 0);
+    assert_int_equal(gw_stats.errors[GW_E_LIMIT_CHANNELS], 1);
+    request(s, "{\"type\":\"subscribe\",\"channels\":[\"a*\",\"b*\"]}");
+    assert_int_equal(gw_stats.errors[GW_E_LIMIT_WILDCARDS], 1);
+    request(s, "{\"type\":\"subscribe\",\"channels\":[\"a\",\"b*\"]}");
+    assert_int_equal(s->nsubs, 2);
+    request(s, "{\"type\":\"unsubscribe\",\"channels\":[\"b*\",\"never\"]}");
+    assert_int_equal(s->nsubs, 1);
+    assert_int_equal(s->nwild, 0);
+    gw_session_free(s);
+}
+
+static void test_fragments(void **state)
+{
+    (void)state;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    const char *msg = "{\"type\":\"ping\",\"id\":\"f\"}";
+    assert_int_equal(gw_session_on_fragment(s, msg, 5, true, false, false), 0);
+    assert_int_equal(gw_session_on_fragment(s, msg + 5, 5, false, false, false), 0);
+    assert_int_equal(s->qlen, 0);
+    assert_int_equal(gw_session_on_fragment(s, msg + 10, strlen(msg) - 10, false, true, false), 0);
+    assert_int_equal(s->qlen, 1);
+    assert_non_null(strstr(s->q[s->qhead].m->data, "pong"));
+
+    char big[600];
+    memset(big, ' ', sizeof big);
+    assert_int_equal(gw_session_on_fragment(s, big, sizeof big, true, false, false), 0);
+    assert_int_equal(gw_session_on_fragment(s, big, sizeof big, false, false, false), -1);
+    gw_session_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_seq_and_coalescing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_needs_bigger_buffer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_policy_keeps_newest_and_shows_gap, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_drop_policy_behind_control_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflate_policy_keeps_latest_per_channel, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ack_waits_for_redis, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fragments, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
