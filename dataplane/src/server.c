@@ -33,7 +33,9 @@ struct gw_server {
     bool draining;
     bool finished;
     uv_timer_t drain_timer;
-    unsigned char *wbuf; /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
+    uv_check_t flush_check; /* writes queued frames once per loop turn, after all I/O */
+    gw_session_t *flush;    /* sessions with frames queued since the last turn */
+    unsigned char *wbuf;    /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
     lws_retry_bo_t retry;
 };
 
@@ -45,6 +47,7 @@ typedef struct {
 } pss_t;
 
 static void finish(gw_server_t *srv);
+static void on_flush_check(uv_check_t *h);
 
 /*------------------------------------------------------------------------------
  * Glue: hub <-> Redis link <-> sessions */
@@ -114,9 +117,22 @@ static void redis_down(void *ud)
     gw_hub_on_link_down(srv->hub);
 }
 
+static gw_server_t *server_of(gw_session_t *s)
+{
+    return (gw_server_t *)(void *)((char *)s->env - offsetof(gw_server_t, env));
+}
+
+/* A session's queue went from empty to non-empty. Instead of asking lws for a WRITEABLE
+ * callback (two epoll_ctl calls and a loop turn per burst), write it at the end of this
+ * loop turn, when everything that arrived in the turn is queued: one write carries it. */
 static void session_want_write(gw_session_t *s)
 {
-    lws_callback_on_writable((struct lws *)s->conn);
+    gw_server_t *srv = server_of(s);
+    if (s->in_flush) return;
+    if (!srv->flush) uv_check_start(&srv->flush_check, on_flush_check);
+    s->in_flush = true;
+    s->flush_next = srv->flush;
+    srv->flush = s;
 }
 
 static void session_close(gw_session_t *s, int code, const char *reason)
@@ -124,7 +140,7 @@ static void session_close(gw_session_t *s, int code, const char *reason)
     (void)reason;
     s->closing = true;
     s->close_code = (uint16_t)code;
-    lws_callback_on_writable((struct lws *)s->conn);
+    session_want_write(s);
 }
 
 /*------------------------------------------------------------------------------
@@ -266,6 +282,11 @@ static void ws_closed(gw_server_t *srv, pss_t *pss)
     else
         srv->sessions = s->next;
     if (s->next) s->next->prev = s->prev;
+    if (s->in_flush) {
+        gw_session_t **pp = &srv->flush;
+        while (*pp != s) pp = &(*pp)->flush_next;
+        *pp = s->flush_next;
+    }
     gw_stats.conn_current--;
     GW_LOG(GW_LOG_DEBUG, SUBSYS, "client_closed", "session=%s", s->id);
     gw_session_free(s);
@@ -303,12 +324,10 @@ static size_t put_close_frame(unsigned char *out, uint16_t code)
 
 #define CLOSE_FRAME_MAX 32
 
-static int ws_writeable(gw_server_t *srv, struct lws *wsi, pss_t *pss)
+/* Writes everything queued for s (up to the buffer size) in one raw write, with the
+ * close frame behind it when the session is closing. Returns -1 when the socket failed. */
+static int session_write(gw_server_t *srv, struct lws *wsi, gw_session_t *s)
 {
-    gw_session_t *s = pss->s;
-    if (!s) return -1;
-    if (s->close_sent) return -1; /* the close frame is out of lws' buffers: hang up */
-
     size_t need;
     unsigned char *buf = srv->wbuf;
     size_t n = gw_session_fill(s, buf + LWS_PRE, WBUF_SIZE - CLOSE_FRAME_MAX, &need);
@@ -316,20 +335,48 @@ static int ws_writeable(gw_server_t *srv, struct lws *wsi, pss_t *pss)
         buf = gw_xmalloc(LWS_PRE + need + CLOSE_FRAME_MAX);
         n = gw_session_fill(s, buf + LWS_PRE, need, &need);
     }
-    if (s->closing && !s->qlen) {
+    if (s->closing && !s->qlen && !s->close_sent) {
         n += put_close_frame(buf + LWS_PRE + n, s->close_code);
         s->close_sent = true;
     }
+    int rc = 0;
     if (n) {
         gw_stats.writes++;
-        /* Our own frames, already framed: lws sends them as raw bytes in one write. */
-        int w = lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_RAW);
-        if (buf != srv->wbuf) free(buf);
-        if (w < (int)n) return -1;
+        /* Our own frames, already framed: lws sends them as raw bytes. What the socket
+         * does not take, lws keeps and flushes before its next WRITEABLE callback. */
+        if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n) rc = -1;
     }
-    /* lws calls back only once anything it buffered is flushed. */
-    if (s->qlen || s->close_sent) lws_callback_on_writable(wsi);
-    return 0;
+    if (buf != srv->wbuf) free(buf);
+    if (rc == 0 && (s->qlen || s->close_sent)) lws_callback_on_writable(wsi);
+    return rc;
+}
+
+static int ws_writeable(gw_server_t *srv, struct lws *wsi, pss_t *pss)
+{
+    gw_session_t *s = pss->s;
+    if (!s || s->close_sent) return -1; /* the close frame is flushed: hang up */
+    return session_write(srv, wsi, s);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    gw_server_t *srv = h->data;
+    gw_session_t *list = srv->flush;
+    srv->flush = NULL;
+    uv_check_stop(h);
+    while (list) {
+        gw_session_t *s = list;
+        list = s->flush_next;
+        s->in_flush = false;
+        struct lws *wsi = s->conn;
+        if (s->close_sent) continue;
+        if (lws_partial_buffered(wsi)) { /* lws still holds bytes: wait for POLLOUT */
+            lws_callback_on_writable(wsi);
+            continue;
+        }
+        if (session_write(srv, wsi, s) < 0)
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    }
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -397,8 +444,10 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg)
     srv->hub = gw_hub_new(&srv->hub_ops, srv);
     srv->env = (gw_session_env_t){srv->hub, cfg, session_want_write, session_close};
 
+    /* rx_buffer_size is allocated per connection: client frames are small, and larger
+     * ones arrive in pieces that the session reassembles up to MAX_FRAME_BYTES. */
     static const struct lws_protocols protocols[] = {
-        {"wsgw", callback, sizeof(pss_t), 1024, 0, NULL, 0},
+        {"wsgw", callback, sizeof(pss_t), 512, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
     };
     srv->retry.secs_since_valid_ping = (uint16_t)cfg->keepalive_interval_s;
@@ -421,6 +470,11 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg)
     info.retry_and_idle_policy = &srv->retry;
     info.fd_limit_per_thread = (unsigned)fd_limit();
     info.timeout_secs = 10;
+    /* Header tables (4 KiB each) are only needed during the handshake. lws allocates
+     * one per connection by default, and after a connect storm the freed ones leave
+     * holes that keep RSS high; a bounded pool is reused instead. Excess handshakes
+     * wait in the accept queue. */
+    info.max_http_header_pool = 128;
     info.count_threads = 1;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
@@ -432,6 +486,8 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg)
     }
     uv_timer_init(loop, &srv->drain_timer);
     srv->drain_timer.data = srv;
+    uv_check_init(loop, &srv->flush_check);
+    srv->flush_check.data = srv;
 
     char sentinel[300];
     snprintf(sentinel, sizeof sentinel, "__wsgw:node:%s", cfg->node_id);
@@ -462,6 +518,7 @@ static void finish(gw_server_t *srv)
     srv->finished = true;
     uv_timer_stop(&srv->drain_timer);
     uv_close((uv_handle_t *)&srv->drain_timer, NULL);
+    uv_close((uv_handle_t *)&srv->flush_check, NULL);
     if (srv->ctx) lws_context_destroy(srv->ctx); /* closes remaining sessions */
     gw_redis_close(srv->redis);
     srv->redis = NULL;
@@ -474,11 +531,7 @@ void gw_server_drain(gw_server_t *srv)
     if (srv->draining || srv->finished) return;
     srv->draining = true;
     size_t n = 0;
-    for (gw_session_t *s = srv->sessions; s; s = s->next, n++) {
-        s->closing = true;
-        s->close_code = 1001;
-        lws_callback_on_writable((struct lws *)s->conn);
-    }
+    for (gw_session_t *s = srv->sessions; s; s = s->next, n++) session_close(s, 1001, NULL);
     GW_LOG(GW_LOG_NOTICE, SUBSYS, "draining", "sessions=%zu timeout_ms=%ld", n,
            srv->cfg->shutdown_timeout_ms);
     if (srv->ctx) lws_context_deprecate(srv->ctx, NULL); /* closes the listen socket */

@@ -42,6 +42,8 @@ struct gw_session {
     const gw_session_env_t *env;
     void *conn;                /* transport handle */
     gw_session_t *prev, *next; /* the server's list of sessions */
+    gw_session_t *flush_next;  /* the server's list of sessions to write this loop turn */
+    bool in_flush;
     char id[24];
     uint64_t seq; /* last seq assigned */
 
