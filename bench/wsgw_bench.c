@@ -29,7 +29,7 @@
 
 typedef struct {
     int fd;
-    int state; /* 0 handshake sent, 1 open, 2 subscribed */
+    int state;           /* 0 handshake sent, 1 open, 2 subscribed */
     unsigned char *left; /* bytes of an incomplete frame from the previous read */
     size_t nleft;
     uint64_t last_seq;
@@ -205,8 +205,8 @@ static void subscribe(client_t *c, int idx)
     }
     int n = snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"channels\":[");
     for (int k = 0; k < opt.subs; k++)
-        n += snprintf(msg + n, sizeof msg - (size_t)n, "%s\"idle:%d:%d\"", k ? "," : "",
-                      idx % 100, k);
+        n += snprintf(msg + n, sizeof msg - (size_t)n, "%s\"idle:%d:%d\"", k ? "," : "", idx % 100,
+                      k);
     snprintf(msg + n, sizeof msg - (size_t)n, "]}");
     ws_send_text(c->fd, msg);
 }
@@ -217,18 +217,36 @@ static void subscribe(client_t *c, int idx)
 static bool measuring;
 static uint64_t window_frames;
 
+static uint64_t parse_u64(const unsigned char *p, const unsigned char *end)
+{
+    uint64_t v = 0;
+    while (p < end && *p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
+    return v;
+}
+
+/* The envelope of the bench channel starts with this, so the timestamp sits at a fixed
+ * offset: the client parses a frame in a few dozen instructions. */
+static const char fast_prefix[] = "{\"type\":\"message\",\"channel\":\"bench:0\",\"data\":{\"ts\":";
+
 static void on_text(client_t *c, const unsigned char *p, size_t n, uint64_t now)
 {
+    const unsigned char *end = p + n;
     /* {"type":"message",...  /  {"type":"subscribed"... */
     if (n > 10 && p[9] == 'm') {
-        const unsigned char *ts = memmem(p, n, "\"ts\":", 5);
-        const unsigned char *cnt = memmem(p, n, "\"n\":", 4);
-        if (!ts || !cnt) return;
-        uint64_t t = strtoull((const char *)ts + 5, NULL, 10);
-        uint64_t k = strtoull((const char *)cnt + 4, NULL, 10);
-        const unsigned char *q = p + n - 2;
+        const unsigned char *ts;
+        if (n > sizeof fast_prefix && !memcmp(p, fast_prefix, sizeof fast_prefix - 1))
+            ts = p + sizeof fast_prefix - 1;
+        else if ((ts = memmem(p, n, "\"ts\":", 5)))
+            ts += 5;
+        else
+            return;
+        uint64_t t = parse_u64(ts, end);
+        const unsigned char *cnt = ts;
+        while (cnt < end && *cnt != ':') cnt++;
+        uint64_t k = parse_u64(cnt + 1, end);
+        const unsigned char *q = end - 2;
         while (q > p && *q >= '0' && *q <= '9') q--;
-        uint64_t seq = strtoull((const char *)q + 1, NULL, 10);
+        uint64_t seq = parse_u64(q + 1, end);
         if (c->last_seq && seq != c->last_seq + 1) c->seq_gaps++;
         c->last_seq = seq;
         if (k != c->next_n && c->messages) c->gaps += k > c->next_n ? k - c->next_n : 0;
@@ -242,7 +260,7 @@ static void on_text(client_t *c, const unsigned char *p, size_t n, uint64_t now)
         }
     } else {
         const unsigned char *sq = memmem(p, n, "\"seq\":", 6);
-        if (sq) c->last_seq = strtoull((const char *)sq + 6, NULL, 10);
+        if (sq) c->last_seq = parse_u64(sq + 6, end);
         if (memmem(p, n, "\"subscribed\"", 12)) {
             c->acks++;
             c->state = 2;
@@ -315,8 +333,8 @@ static size_t format_publish(char *out, uint64_t n)
     while (len < opt.payload - 2) payload[len++] = 'x';
     payload[len++] = '"';
     payload[len++] = '}';
-    return (size_t)sprintf(out, "*3\r\n$7\r\nPUBLISH\r\n$7\r\nbench:0\r\n$%d\r\n%.*s\r\n", len,
-                           len, payload);
+    return (size_t)sprintf(out, "*3\r\n$7\r\nPUBLISH\r\n$7\r\nbench:0\r\n$%d\r\n%.*s\r\n", len, len,
+                           payload);
 }
 
 static void raise_nofile(void)
@@ -342,18 +360,30 @@ static void parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--gw") && v) parse_hostport(argv[++i], &opt.gw_host, &opt.gw_port);
-        else if (!strcmp(a, "--redis") && v) parse_hostport(argv[++i], &opt.redis_host, &opt.redis_port);
-        else if (!strcmp(a, "--gw-pid") && v) opt.gw_pid = atoi(argv[++i]);
-        else if (!strcmp(a, "--clients") && v) opt.clients = atoi(argv[++i]);
-        else if (!strcmp(a, "--rate") && v) opt.rate = atoi(argv[++i]);
-        else if (!strcmp(a, "--payload") && v) opt.payload = atoi(argv[++i]);
-        else if (!strcmp(a, "--subs") && v) opt.subs = atoi(argv[++i]);
-        else if (!strcmp(a, "--cpu") && v) opt.cpu = atoi(argv[++i]);
-        else if (!strcmp(a, "--warmup") && v) opt.warmup = atof(argv[++i]);
-        else if (!strcmp(a, "--duration") && v) opt.duration = atof(argv[++i]);
-        else if (!strcmp(a, "--idle")) opt.idle = true;
-        else if (!strcmp(a, "--json")) opt.json = true;
+        if (!strcmp(a, "--gw") && v)
+            parse_hostport(argv[++i], &opt.gw_host, &opt.gw_port);
+        else if (!strcmp(a, "--redis") && v)
+            parse_hostport(argv[++i], &opt.redis_host, &opt.redis_port);
+        else if (!strcmp(a, "--gw-pid") && v)
+            opt.gw_pid = atoi(argv[++i]);
+        else if (!strcmp(a, "--clients") && v)
+            opt.clients = atoi(argv[++i]);
+        else if (!strcmp(a, "--rate") && v)
+            opt.rate = atoi(argv[++i]);
+        else if (!strcmp(a, "--payload") && v)
+            opt.payload = atoi(argv[++i]);
+        else if (!strcmp(a, "--subs") && v)
+            opt.subs = atoi(argv[++i]);
+        else if (!strcmp(a, "--cpu") && v)
+            opt.cpu = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && v)
+            opt.warmup = atof(argv[++i]);
+        else if (!strcmp(a, "--duration") && v)
+            opt.duration = atof(argv[++i]);
+        else if (!strcmp(a, "--idle"))
+            opt.idle = true;
+        else if (!strcmp(a, "--json"))
+            opt.json = true;
         else {
             fprintf(stderr, "usage: see the comment at the top of bench/wsgw_bench.c\n");
             exit(2);
@@ -511,8 +541,8 @@ int main(int argc, char **argv)
                (unsigned long long)percentile(0.99), (unsigned long long)percentile(0.999),
                (unsigned long long)percentile(1.0), (unsigned long long)published,
                (unsigned long long)expected, (unsigned long long)delivered,
-               (unsigned long long)(expected - delivered), (unsigned long long)seq_gaps,
-               cpu_us, cpu_share);
+               (unsigned long long)(expected - delivered), (unsigned long long)seq_gaps, cpu_us,
+               cpu_share);
     else
         printf("fanout: %d clients, %d publishes/s, %d-byte payloads\n"
                "  delivered %.0f frames/s; latency p50 %llu us, p99 %llu us, p99.9 %llu us\n"

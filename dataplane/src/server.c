@@ -2,8 +2,10 @@
 
 #include <libwebsockets.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "hub.h"
@@ -324,30 +326,63 @@ static size_t put_close_frame(unsigned char *out, uint16_t code)
 
 #define CLOSE_FRAME_MAX 32
 
-/* Writes everything queued for s (up to the buffer size) in one raw write, with the
- * close frame behind it when the session is closing. Returns -1 when the socket failed. */
+#define MAX_FRAMES_PER_WRITE 4096
+
+/* Sends what is queued for s, up to the buffer size, in one send(): frames coalesced,
+ * and the close frame behind them when the session is closing.
+ *
+ * We send on the socket ourselves rather than through lws_write(), which copies
+ * whatever the kernel does not take (up to the whole 256 KiB batch) into its own buffer:
+ * frames that were not sent simply stay in our queue. Only the tail of a frame the
+ * kernel cut in two goes to lws_write(), so the stream stays frame-aligned: lws flushes
+ * its buffer before it writes anything of its own (PING, PONG, close).
+ * Callers make sure lws holds no buffered bytes. Returns -1 when the socket failed. */
 static int session_write(gw_server_t *srv, struct lws *wsi, gw_session_t *s)
 {
-    size_t need;
-    unsigned char *buf = srv->wbuf;
-    size_t n = gw_session_fill(s, buf + LWS_PRE, WBUF_SIZE - CLOSE_FRAME_MAX, &need);
-    if (!n && need) { /* one frame bigger than the shared buffer */
-        buf = gw_xmalloc(LWS_PRE + need + CLOSE_FRAME_MAX);
-        n = gw_session_fill(s, buf + LWS_PRE, need, &need);
+    static size_t ends[MAX_FRAMES_PER_WRITE + 1];
+    size_t need, cap = WBUF_SIZE - CLOSE_FRAME_MAX;
+    unsigned char *buf = srv->wbuf + LWS_PRE, *big = NULL;
+
+    size_t nf = gw_session_peek(s, buf, cap, ends, MAX_FRAMES_PER_WRITE, &need);
+    if (!nf && need) { /* one frame bigger than the shared buffer */
+        big = gw_xmalloc(LWS_PRE + need + CLOSE_FRAME_MAX);
+        buf = big + LWS_PRE;
+        nf = gw_session_peek(s, buf, need, ends, 1, &need);
     }
-    if (s->closing && !s->qlen && !s->close_sent) {
-        n += put_close_frame(buf + LWS_PRE + n, s->close_code);
-        s->close_sent = true;
+    size_t n = nf ? ends[nf - 1] : 0, total = nf;
+    bool with_close = s->closing && nf == s->qlen && !s->close_sent;
+    if (with_close) {
+        n += put_close_frame(buf + n, s->close_code);
+        ends[total++] = n;
     }
     int rc = 0;
     if (n) {
+        ssize_t w = send(lws_get_socket_fd(wsi), buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            rc = -1;
+            goto Exit;
+        }
+        size_t sent = w > 0 ? (size_t)w : 0, done = 0;
         gw_stats.writes++;
-        /* Our own frames, already framed: lws sends them as raw bytes. What the socket
-         * does not take, lws keeps and flushes before its next WRITEABLE callback. */
-        if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n) rc = -1;
+        while (done < total && ends[done] <= sent) done++;
+        if (done < total && sent > (done ? ends[done - 1] : 0)) {
+            /* a frame cut in two: lws keeps its tail and flushes it first */
+            if (lws_write(wsi, buf + sent, ends[done] - sent, LWS_WRITE_RAW) < 0) {
+                rc = -1;
+                goto Exit;
+            }
+            sent = ends[done++];
+        }
+        gw_stats.bytes_sent += sent;
+        if (with_close && done == total) {
+            s->close_sent = true;
+            done--;
+        }
+        gw_session_consume(s, done);
     }
-    if (buf != srv->wbuf) free(buf);
-    if (rc == 0 && (s->qlen || s->close_sent)) lws_callback_on_writable(wsi);
+    if (s->qlen || s->close_sent || with_close) lws_callback_on_writable(wsi);
+Exit:
+    free(big);
     return rc;
 }
 

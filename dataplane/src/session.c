@@ -165,23 +165,40 @@ void gw_session_send(gw_session_t *s, gw_msg_t *m)
     if (s->qlen == 1) s->env->want_write(s);
 }
 
-size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *need)
+size_t gw_session_peek(gw_session_t *s, unsigned char *out, size_t cap, size_t *ends, size_t maxf,
+                       size_t *need)
 {
-    size_t used = 0;
+    size_t used = 0, n = 0;
     *need = 0;
-    while (s->qlen) {
-        gw_qent_t *e = qat(s, 0);
+    while (n < s->qlen && n < maxf) {
+        gw_qent_t *e = qat(s, (uint32_t)n);
         size_t w = gw_msg_wire_len(e->m, e->seq);
         if (w > cap - used) {
-            if (used == 0) *need = w;
+            if (n == 0) *need = w;
             break;
         }
         used += gw_msg_write_frame(e->m, e->seq, out + used);
-        gw_stats.frames_sent++;
-        qpop(s);
+        ends[n++] = used;
     }
-    gw_stats.bytes_sent += used;
-    return used;
+    return n;
+}
+
+void gw_session_consume(gw_session_t *s, size_t n)
+{
+    gw_stats.frames_sent += n;
+    while (n-- && s->qlen) qpop(s);
+}
+
+size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *need)
+{
+    size_t ends[256], total = 0, n;
+    while ((n = gw_session_peek(s, out + total, cap - total, ends, 256, need)) > 0) {
+        total += ends[n - 1];
+        gw_session_consume(s, n);
+    }
+    if (total) *need = 0;
+    gw_stats.bytes_sent += total;
+    return total;
 }
 
 /*------------------------------------------------------------------------------

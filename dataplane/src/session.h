@@ -77,9 +77,18 @@ void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool bi
 int gw_session_on_fragment(gw_session_t *s, const char *buf, size_t len, bool first, bool final,
                            bool binary);
 
-/* Moves queued frames into out (up to cap bytes) as complete WebSocket frames, oldest
- * first. Returns the bytes written; 0 with *need set when the oldest frame alone needs
- * more than cap (the caller provides a larger buffer). */
+/* Encodes queued frames, oldest first, as complete WebSocket frames into out (up to cap
+ * bytes and maxf frames) without removing them; ends[i] receives the offset just past
+ * frame i. Returns the number of frames encoded: 0 with *need set when the oldest frame
+ * alone needs more than cap. Encoding is deterministic, so frames not sent this time
+ * encode identically next time. */
+size_t gw_session_peek(gw_session_t *s, unsigned char *out, size_t cap, size_t *ends, size_t maxf,
+                       size_t *need);
+
+/* Removes the n oldest frames: they have been handed to the socket. */
+void gw_session_consume(gw_session_t *s, size_t n);
+
+/* peek + consume of everything that fits: returns the bytes written to out. */
 size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *need);
 
 /* Hub callbacks. */
