@@ -20,8 +20,17 @@ step "build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$JOBS"
 
+passed=0
+run_ctest() { # runs ctest in $1 and adds its passed count; fails when a test failed
+  local log
+  log=$(mktemp)
+  (cd "$1" && ctest --output-on-failure) 2>&1 | tee "$log"
+  passed=$((passed + $(grep -oP 'tests passed, 0 tests failed out of \K[0-9]+' "$log" || echo 0)))
+  rm -f "$log"
+}
+
 step "tests"
-(cd build && ctest --output-on-failure)
+run_ctest build
 
 step "build with -fsanitize=address,undefined"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=address,undefined >/dev/null
@@ -30,7 +39,7 @@ cmake --build build-asan -j "$JOBS"
 step "tests under AddressSanitizer + UBSan (leaks checked at exit)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-(cd build-asan && GW_TEST_TIMEOUT_MULT=3 ctest --output-on-failure)
+GW_TEST_TIMEOUT_MULT=3 run_ctest build-asan
 
 step "fuzzing (libFuzzer, ${FUZZ_SECONDS}s per target)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGW_FUZZ=ON \
@@ -48,4 +57,4 @@ step "format (clang-format)"
 git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 
 echo
-echo "all tests passed"
+echo "tests: $passed passed, 0 failed"
