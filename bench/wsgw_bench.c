@@ -104,6 +104,7 @@ static int bucket_fast(uint64_t us)
 static uint64_t percentile(double p)
 {
     uint64_t want = (uint64_t)((double)hist_n * p), acc = 0;
+    if (want >= hist_n) want = hist_n ? hist_n - 1 : 0;
     for (int b = 0; b < HBUCKETS; b++) {
         acc += hist[b];
         if (acc > want) return bucket_value(b);

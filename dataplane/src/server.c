@@ -299,13 +299,12 @@ static int ws_receive(struct lws *wsi, pss_t *pss, const char *in, size_t len)
 {
     gw_session_t *s = pss->s;
     if (!s) return -1;
+    if (s->closing) return 0; /* the rest of an oversized message: ignore it */
     if (gw_session_on_fragment(s, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
                                lws_frame_is_binary(wsi)) < 0) {
-        static const char reason[] = "message too big";
         gw_stats.closes_too_big++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)reason,
-                         sizeof reason - 1);
-        return -1;
+        gw_session_reject_too_large(s);
+        session_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, NULL);
     }
     return 0;
 }
@@ -314,7 +313,9 @@ static int ws_receive(struct lws *wsi, pss_t *pss, const char *in, size_t len)
  * treats a failing WRITEABLE callback as a dead socket and would send none. */
 static size_t put_close_frame(unsigned char *out, uint16_t code)
 {
-    const char *reason = code == 1013 ? "slow consumer" : "going away";
+    const char *reason = code == 1013   ? "slow consumer"
+                         : code == 1009 ? "message too big"
+                                        : "going away";
     size_t rlen = strlen(reason);
     out[0] = 0x88; /* FIN + close */
     out[1] = (unsigned char)(2 + rlen);

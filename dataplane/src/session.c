@@ -213,6 +213,14 @@ static void send_error(gw_session_t *s, gw_errcode_t code, const char *msg, cons
     gw_msg_unref(m);
 }
 
+void gw_session_reject_too_large(gw_session_t *s)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "message larger than %ld bytes; closing with 1009",
+             s->env->cfg->max_frame_bytes);
+    send_error(s, GW_E_TOO_LARGE, msg, NULL, NULL);
+}
+
 static gw_sub_t *find_sub(gw_session_t *s, const char *name, size_t len, uint32_t *pos)
 {
     for (uint32_t i = 0; i < s->nsubs; i++) {

@@ -77,6 +77,9 @@ void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool bi
 int gw_session_on_fragment(gw_session_t *s, const char *buf, size_t len, bool first, bool final,
                            bool binary);
 
+/* Queues the too_large error that precedes a 1009 close. */
+void gw_session_reject_too_large(gw_session_t *s);
+
 /* Encodes queued frames, oldest first, as complete WebSocket frames into out (up to cap
  * bytes and maxf frames) without removing them; ends[i] receives the offset just past
  * frame i. Returns the number of frames encoded: 0 with *need set when the oldest frame

@@ -106,6 +106,8 @@ def test_large_single_frame_under_limit(gw):
 def test_oversized_message_closes_1009(gw):
     c = fresh(gw)
     c.send(json.dumps({"type": "ping", "pad": "z" * 70000}))
+    e = c.recv()
+    assert e["type"] == "error" and e["code"] == "too_large" and e["seq"] == 2
     assert c.expect_close() == 1009
     assert gw.stats()["closes_too_big"] == 1
 
