@@ -111,3 +111,13 @@ void gw_buf_free(gw_buf_t *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
+
+uint32_t gw_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}

@@ -35,6 +35,9 @@ void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 void gw_buf_u64(gw_buf_t *b, uint64_t v);
 void gw_buf_free(gw_buf_t *b);
 
+/* FNV-1a. */
+uint32_t gw_hash(const char *s, size_t n);
+
 /* Writes the decimal form of v into out (at least 20 bytes); returns its length. */
 size_t gw_u64toa(uint64_t v, char *out);
 

@@ -1,6 +1,10 @@
 #include "glob.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "buf.h"
 
 bool gw_glob_is_pattern(const char *s, size_t len)
 {
@@ -121,4 +125,240 @@ bool gw_glob_match(const char *p, size_t plen, const char *s, size_t slen)
     }
     while (pi < plen && p[pi] == '*') pi++;
     return pi == plen;
+}
+
+/*------------------------------------------------------------------------------
+ * Glob algebra: both questions are answered by a breadth-first search over pairs of
+ * NFA state sets, one NFA per pattern. The 256 input bytes are first grouped into
+ * classes that every token of both patterns treats alike, so the search steps once
+ * per class, not once per byte. */
+
+#define NPOS (GW_GLOB_ALGEBRA_MAX + 1)
+#define WORDS ((NPOS + 63) / 64)
+#define STATE_BUDGET 50000
+
+typedef struct {
+    bool star;
+    uint64_t set[4]; /* bytes this token accepts (not used for stars) */
+} gtok_t;
+
+typedef struct {
+    gtok_t tok[GW_GLOB_ALGEBRA_MAX];
+    size_t n;
+} gprog_t;
+
+typedef struct {
+    uint64_t a[WORDS], b[WORDS];
+} gpair_t;
+
+static void set_add(uint64_t *set, unsigned c)
+{
+    set[c >> 6] |= 1ull << (c & 63);
+}
+
+static bool set_has(const uint64_t *set, unsigned c)
+{
+    return set[c >> 6] >> (c & 63) & 1;
+}
+
+/* Mirrors class_match(): negation, ranges (swapped when reversed), escapes. */
+static size_t compile_class(const char *p, size_t plen, uint64_t *set)
+{
+    uint64_t acc[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    bool negate = false;
+    if (i < plen && p[i] == '^') {
+        negate = true;
+        i++;
+    }
+    for (; i < plen; i++) {
+        if (p[i] == '\\' && i + 1 < plen) {
+            set_add(acc, (unsigned char)p[++i]);
+        } else if (p[i] == ']') {
+            break;
+        } else if (i + 2 < plen && p[i + 1] == '-') {
+            unsigned lo = (unsigned char)p[i], hi = (unsigned char)p[i + 2];
+            if (lo > hi) {
+                unsigned t = lo;
+                lo = hi;
+                hi = t;
+            }
+            for (unsigned c = lo; c <= hi; c++) set_add(acc, c);
+            i += 2;
+        } else {
+            set_add(acc, (unsigned char)p[i]);
+        }
+    }
+    for (int w = 0; w < 4; w++) set[w] = negate ? ~acc[w] : acc[w];
+    return i + 1; /* past `]` */
+}
+
+static int compile(const char *p, size_t plen, gprog_t *g)
+{
+    if (plen > GW_GLOB_ALGEBRA_MAX || !gw_glob_well_formed(p, plen)) return -1;
+    g->n = 0;
+    for (size_t i = 0; i < plen;) {
+        gtok_t *t = &g->tok[g->n];
+        memset(t, 0, sizeof *t);
+        if (p[i] == '*') {
+            while (i < plen && p[i] == '*') i++;
+            t->star = true;
+        } else if (p[i] == '?') {
+            memset(t->set, 0xff, sizeof t->set);
+            i++;
+        } else if (p[i] == '[') {
+            i += 1 + compile_class(p + i + 1, plen - i - 1, t->set);
+        } else {
+            if (p[i] == '\\') i++;
+            set_add(t->set, (unsigned char)p[i++]);
+        }
+        g->n++;
+    }
+    return 0;
+}
+
+static void closure(const gprog_t *g, uint64_t *s)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->tok[i].star && set_has(s, (unsigned)i)) set_add(s, (unsigned)i + 1);
+}
+
+static bool step(const gprog_t *g, const uint64_t *s, unsigned c, uint64_t *out)
+{
+    bool any = false;
+    memset(out, 0, WORDS * sizeof *out);
+    for (size_t i = 0; i < g->n; i++) {
+        if (!set_has(s, (unsigned)i)) continue;
+        if (g->tok[i].star)
+            set_add(out, (unsigned)i);
+        else if (set_has(g->tok[i].set, c))
+            set_add(out, (unsigned)i + 1);
+        else
+            continue;
+        any = true;
+    }
+    closure(g, out);
+    return any;
+}
+
+/* One representative byte per class of bytes that no token of either program tells
+ * apart. Returns the number of representatives. */
+static int byte_classes(const gprog_t *x, const gprog_t *y, unsigned char *reps)
+{
+    uint64_t sig[256][(2 * GW_GLOB_ALGEBRA_MAX + 63) / 64];
+    int nreps = 0;
+    size_t words = (x->n + y->n + 63) / 64 + 1;
+    memset(sig, 0, sizeof sig);
+    for (unsigned c = 0; c < 256; c++) {
+        size_t k = 0;
+        for (size_t i = 0; i < x->n; i++, k++)
+            if (!x->tok[i].star && set_has(x->tok[i].set, c)) sig[c][k >> 6] |= 1ull << (k & 63);
+        for (size_t i = 0; i < y->n; i++, k++)
+            if (!y->tok[i].star && set_has(y->tok[i].set, c)) sig[c][k >> 6] |= 1ull << (k & 63);
+        bool seen = false;
+        for (int r = 0; r < nreps && !seen; r++)
+            seen = !memcmp(sig[reps[r]], sig[c], words * sizeof(uint64_t));
+        if (!seen) reps[nreps++] = (unsigned char)c;
+    }
+    return nreps;
+}
+
+typedef enum { Q_CONTAINS, Q_INTERSECTS } query_t;
+
+/* Explores reachable pairs (state of a, state of b) while b is alive. Q_CONTAINS looks
+ * for a pair where b accepts and a does not; Q_INTERSECTS for one where both accept. */
+static int explore(const gprog_t *a, const gprog_t *b, query_t q)
+{
+    unsigned char reps[256];
+    int nreps = byte_classes(a, b, reps);
+    size_t cap = 1024, head = 0, len = 0, hcap = 4096;
+    gpair_t *queue = malloc(cap * sizeof *queue);
+    uint32_t *hash = calloc(hcap, sizeof *hash); /* 1-based indexes into queue */
+    int result = q == Q_CONTAINS ? 1 : 0;
+    if (!queue || !hash) goto Budget;
+
+    gpair_t start;
+    memset(&start, 0, sizeof start);
+    set_add(start.a, 0);
+    set_add(start.b, 0);
+    closure(a, start.a);
+    closure(b, start.b);
+    queue[len++] = start;
+
+    while (head < len) {
+        gpair_t cur = queue[head++];
+        bool acc_a = set_has(cur.a, (unsigned)a->n), acc_b = set_has(cur.b, (unsigned)b->n);
+        if (q == Q_CONTAINS && acc_b && !acc_a) {
+            result = 0;
+            goto Exit;
+        }
+        if (q == Q_INTERSECTS && acc_a && acc_b) {
+            result = 1;
+            goto Exit;
+        }
+        for (int r = 0; r < nreps; r++) {
+            gpair_t nx;
+            bool live_a = step(a, cur.a, reps[r], nx.a);
+            if (!step(b, cur.b, reps[r], nx.b)) continue; /* b is dead: nothing to find */
+            if (q == Q_INTERSECTS && !live_a) continue;
+            uint32_t h = gw_hash((const char *)&nx, sizeof nx);
+            size_t slot = h & (hcap - 1);
+            bool dup = false;
+            for (; hash[slot]; slot = (slot + 1) & (hcap - 1))
+                if (!memcmp(&queue[hash[slot] - 1], &nx, sizeof nx)) {
+                    dup = true;
+                    break;
+                }
+            if (dup) continue;
+            if (len >= STATE_BUDGET) goto Budget;
+            if (len == cap) {
+                gpair_t *nq = realloc(queue, (cap *= 2) * sizeof *queue);
+                if (!nq) goto Budget;
+                queue = nq;
+            }
+            queue[len++] = nx;
+            hash[slot] = (uint32_t)len;
+            if (len * 2 > hcap) { /* rehash */
+                size_t ncap = hcap * 2;
+                uint32_t *nh = calloc(ncap, sizeof *nh);
+                if (!nh) goto Budget;
+                for (size_t i = 0; i < len; i++) {
+                    size_t sl = gw_hash((const char *)&queue[i], sizeof queue[i]) & (ncap - 1);
+                    while (nh[sl]) sl = (sl + 1) & (ncap - 1);
+                    nh[sl] = (uint32_t)(i + 1);
+                }
+                free(hash);
+                hash = nh;
+                hcap = ncap;
+            }
+        }
+    }
+    goto Exit;
+Budget:
+    result = -1;
+Exit:
+    free(queue);
+    free(hash);
+    return result;
+}
+
+static int algebra(const char *a, size_t alen, const char *b, size_t blen, query_t q)
+{
+    gprog_t *ga = malloc(sizeof *ga), *gb = malloc(sizeof *gb);
+    int rc = -1;
+    if (ga && gb && compile(a, alen, ga) == 0 && compile(b, blen, gb) == 0)
+        rc = explore(ga, gb, q);
+    free(ga);
+    free(gb);
+    return rc;
+}
+
+int gw_glob_contains(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return algebra(a, alen, b, blen, Q_CONTAINS);
+}
+
+int gw_glob_intersects(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return algebra(a, alen, b, blen, Q_INTERSECTS);
 }

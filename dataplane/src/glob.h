@@ -19,4 +19,16 @@ bool gw_glob_well_formed(const char *p, size_t plen);
 
 bool gw_glob_match(const char *p, size_t plen, const char *s, size_t slen);
 
+/* Glob algebra, for ACLs. Both work on the languages of the patterns over all byte
+ * strings, so they never claim more than holds.
+ *
+ * gw_glob_contains(): 1 when every string b matches is also matched by a, 0 when some
+ * string matched by b is not matched by a.
+ * gw_glob_intersects(): 1 when some string matches both, 0 when none does.
+ * Both return -1 when a pattern is malformed, longer than GW_GLOB_ALGEBRA_MAX bytes, or
+ * the check would exceed its state budget: callers must treat -1 as "deny". */
+#define GW_GLOB_ALGEBRA_MAX 256
+int gw_glob_contains(const char *a, size_t alen, const char *b, size_t blen);
+int gw_glob_intersects(const char *a, size_t alen, const char *b, size_t blen);
+
 #endif

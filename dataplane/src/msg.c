@@ -5,16 +5,6 @@
 
 #include "json.h"
 
-uint32_t gw_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 static gw_msg_t *alloc_msg(const char *text, size_t len, const char *chan, size_t chlen)
 {
     gw_msg_t *m = gw_xmalloc(sizeof *m + len + chlen + 1);

@@ -52,6 +52,5 @@ size_t gw_msg_wire_len(const gw_msg_t *m, uint64_t seq);
  * gw_msg_wire_len() bytes. Returns the bytes written. */
 size_t gw_msg_write_frame(const gw_msg_t *m, uint64_t seq, unsigned char *out);
 
-uint32_t gw_hash(const char *s, size_t n);
 
 #endif
