@@ -39,6 +39,23 @@ typedef struct {
     long redis_backoff_min_ms;
     long redis_backoff_max_ms;
     long redis_ping_interval_ms;
+    char *api_key_role;
+    long auth_timeout_ms;
+    char *jwt_secret;
+    char *jwt_public_key_file;
+    bool jwt_require_exp;
+    long jwt_leeway_s;
+    char *jwt_issuer;
+    char *jwt_audience;
+    char *jwt_role_claim;
+    long auth_expiry_warning_s;
+    char *roles_file;
+    long client_rate_limit;
+    long client_rate_burst;
+    long client_rate_max_strikes;
+    long max_connections;
+    long max_connections_per_ip;
+    char *stats_token;
     int log_level;  /* gw_log_level_t */
     int log_format; /* gw_log_format_t */
 } gw_config_t;

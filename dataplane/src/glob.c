@@ -133,8 +133,8 @@ bool gw_glob_match(const char *p, size_t plen, const char *s, size_t slen)
  * classes that every token of both patterns treats alike, so the search steps once
  * per class, not once per byte. */
 
-#define NPOS (GW_GLOB_ALGEBRA_MAX + 1)
-#define WORDS ((NPOS + 63) / 64)
+#define NPOS         (GW_GLOB_ALGEBRA_MAX + 1)
+#define WORDS        ((NPOS + 63) / 64)
 #define STATE_BUDGET 50000
 
 typedef struct {
@@ -346,8 +346,7 @@ static int algebra(const char *a, size_t alen, const char *b, size_t blen, query
 {
     gprog_t *ga = malloc(sizeof *ga), *gb = malloc(sizeof *gb);
     int rc = -1;
-    if (ga && gb && compile(a, alen, ga) == 0 && compile(b, blen, gb) == 0)
-        rc = explore(ga, gb, q);
+    if (ga && gb && compile(a, alen, ga) == 0 && compile(b, blen, gb) == 0) rc = explore(ga, gb, q);
     free(ga);
     free(gb);
     return rc;

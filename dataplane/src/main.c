@@ -27,6 +27,35 @@ static void on_signal(uv_signal_t *h, int signum)
     }
 }
 
+/* Roles (ROLES_FILE or built-in) and credentials; every name a setting refers to must
+ * exist, so a typo fails at start instead of locking everyone out later. */
+static int load_access(const gw_config_t *cfg, gw_roles_t **roles, gw_auth_t **auth, char *err,
+                       size_t errlen)
+{
+    char why[400];
+    if (cfg->roles_file[0]) {
+        *roles = gw_roles_load(cfg->roles_file, why, sizeof why);
+        if (!*roles) {
+            snprintf(err, errlen, "invalid ROLES_FILE (--roles-file): %s", why);
+            return -1;
+        }
+    } else {
+        *roles = gw_roles_default();
+    }
+    if (!gw_roles_find(*roles, cfg->default_role)) {
+        snprintf(err, errlen, "invalid DEFAULT_ROLE (--default-role): no role named '%s'",
+                 cfg->default_role);
+        return -1;
+    }
+    if (cfg->api_key[0] && !gw_roles_find(*roles, cfg->api_key_role)) {
+        snprintf(err, errlen, "invalid GATEWAY_API_KEY_ROLE (--api-key-role): no role named '%s'",
+                 cfg->api_key_role);
+        return -1;
+    }
+    *auth = gw_auth_new(cfg, err, errlen);
+    return *auth ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     gw_config_t cfg;
@@ -41,12 +70,23 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
+    gw_roles_t *roles = NULL;
+    gw_auth_t *auth = NULL;
+    if (load_access(&cfg, &roles, &auth, err, sizeof err) < 0) {
+        fprintf(stderr, "wsgw: %s\n", err);
+        gw_roles_unref(roles);
+        gw_config_free(&cfg);
+        return 2;
+    }
+
     uv_loop_t loop;
     uv_loop_init(&loop);
     app_t app = {0};
-    app.srv = gw_server_new(&loop, &cfg);
+    app.srv = gw_server_new(&loop, &cfg, roles, auth);
     if (!app.srv) {
         uv_loop_close(&loop);
+        gw_auth_free(auth);
+        gw_roles_unref(roles);
         gw_config_free(&cfg);
         return 1;
     }
@@ -59,6 +99,8 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     gw_server_free(app.srv);
+    gw_auth_free(auth);
+    gw_roles_unref(roles);
     int closed = uv_loop_close(&loop);
     gw_config_free(&cfg);
     if (closed != 0) fprintf(stderr, "level=warn sub=main event=loop_not_empty\n");

@@ -17,6 +17,7 @@ static gw_msg_t *alloc_msg(const char *text, size_t len, const char *chan, size_
     m->chan_len = (uint32_t)chlen;
     m->chan_hash = chlen ? gw_hash(chan, chlen) : 0;
     m->rx_us = 0;
+    m->acl_key[0] = m->acl_key[1] = NULL;
     return m;
 }
 

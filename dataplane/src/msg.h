@@ -18,11 +18,13 @@
 
 typedef struct gw_msg {
     uint32_t refcnt;
-    uint32_t len;       /* bytes of text in data[] before the seq digits */
-    uint32_t chan_len;  /* conflation key length; 0 for control frames (never conflated) */
-    uint32_t chan_hash; /* FNV-1a of the channel, to compare keys cheaply */
-    uint64_t rx_us;     /* monotonic time it arrived from Redis, 0 for control frames */
-    const char *chan;   /* the raw channel name, stored after the text */
+    uint32_t len;           /* bytes of text in data[] before the seq digits */
+    uint32_t chan_len;      /* conflation key length; 0 for control frames (never conflated) */
+    uint32_t chan_hash;     /* FNV-1a of the channel, to compare keys cheaply */
+    uint64_t rx_us;         /* monotonic time it arrived from Redis, 0 for control frames */
+    const void *acl_key[2]; /* the last ACLs this channel was checked against, and */
+    uint8_t acl_ok[2];      /* the verdicts: one check per (message, ACL), not per client */
+    const char *chan;       /* the raw channel name, stored after the text */
     char data[];
 } gw_msg_t;
 
@@ -51,6 +53,5 @@ size_t gw_msg_wire_len(const gw_msg_t *m, uint64_t seq);
 /* Writes the whole WebSocket text frame (unmasked, FIN) to out, which must have room for
  * gw_msg_wire_len() bytes. Returns the bytes written. */
 size_t gw_msg_write_frame(const gw_msg_t *m, uint64_t seq, unsigned char *out);
-
 
 #endif

@@ -8,9 +8,13 @@
 #include "json.h"
 
 static const char *const errcode_names[GW_E__COUNT] = {
-    "bad_request",    "unknown_type",    "invalid_channel",
-    "limit_channels", "limit_wildcards", "too_large",
+    [GW_E_BAD_REQUEST] = "bad_request",         [GW_E_UNKNOWN_TYPE] = "unknown_type",
+    [GW_E_INVALID_CHANNEL] = "invalid_channel", [GW_E_LIMIT_CHANNELS] = "limit_channels",
+    [GW_E_LIMIT_WILDCARDS] = "limit_wildcards", [GW_E_TOO_LARGE] = "too_large",
+    [GW_E_ACL_DENIED] = "acl_denied",           [GW_E_RATE_LIMITED] = "rate_limited",
+    [GW_E_AUTH_FAILED] = "auth_failed",         [GW_E_AUTH_REQUIRED] = "auth_required",
 };
+_Static_assert(GW_E_AUTH_REQUIRED + 1 == GW_E__COUNT, "every error code needs a name");
 
 const char *gw_errcode_name(gw_errcode_t code)
 {
@@ -114,6 +118,28 @@ static int take_channels(json_t *root, size_t max, gw_req_t *req, gw_perr_t *err
     return 0;
 }
 
+/* Exactly one of "token" / "api_key". Error messages never contain the credential. */
+static int take_credential(json_t *root, gw_req_t *req, gw_perr_t *err)
+{
+    json_t *tok = json_object_get(root, "token"), *key = json_object_get(root, "api_key");
+    json_t *v = tok ? tok : key;
+    if (!v || (tok && key)) {
+        set_err(err, GW_E_BAD_REQUEST, "auth needs exactly one of \"token\" or \"api_key\"");
+        return -1;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 8192 ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        set_err(err, GW_E_BAD_REQUEST, "the credential must be a string of 1 to 8192 bytes");
+        return -1;
+    }
+    char *copy = gw_xstrdup(json_string_value(v));
+    if (tok)
+        req->token = copy;
+    else
+        req->api_key = copy;
+    return 0;
+}
+
 int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request, gw_req_t *req,
                  gw_perr_t *err)
 {
@@ -146,12 +172,16 @@ int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request, g
         req->type = GW_REQ_UNSUBSCRIBE;
     else if (!strcmp(t, "ping"))
         req->type = GW_REQ_PING;
+    else if (!strcmp(t, "auth"))
+        req->type = GW_REQ_AUTH;
     else {
         set_err(err, GW_E_UNKNOWN_TYPE,
-                "unknown \"type\"; expected subscribe, unsubscribe or ping");
+                "unknown \"type\"; expected subscribe, unsubscribe, ping or auth");
         goto Exit;
     }
-    if (req->type != GW_REQ_PING && take_channels(root, max_channels_per_request, req, err) < 0)
+    if (req->type == GW_REQ_AUTH && take_credential(root, req, err) < 0) goto Exit;
+    if ((req->type == GW_REQ_SUBSCRIBE || req->type == GW_REQ_UNSUBSCRIBE) &&
+        take_channels(root, max_channels_per_request, req, err) < 0)
         goto Exit;
     rc = 0;
 Exit:
@@ -170,6 +200,10 @@ void gw_req_free(gw_req_t *req)
     free(req->channels);
     free(req->lens);
     free(req->id);
+    if (req->token) memset(req->token, 0, strlen(req->token));
+    if (req->api_key) memset(req->api_key, 0, strlen(req->api_key));
+    free(req->token);
+    free(req->api_key);
     memset(req, 0, sizeof *req);
 }
 
@@ -250,5 +284,24 @@ gw_msg_t *gw_frame_resync(const char *reason)
 {
     gw_buf_t b = GW_BUF_INIT;
     gw_buf_printf(&b, "{\"type\":\"resync\",\"reason\":\"%s\"", reason);
+    return finish(&b);
+}
+
+gw_msg_t *gw_frame_authenticated(const char *role, int64_t expires, const char *id)
+{
+    gw_buf_t b = GW_BUF_INIT;
+    gw_buf_puts(&b, "{\"type\":\"authenticated\"");
+    put_id(&b, id);
+    gw_buf_puts(&b, ",\"role\":");
+    gw_json_put_string(&b, role, strlen(role));
+    if (expires) gw_buf_printf(&b, ",\"expires_at\":%lld", (long long)expires);
+    return finish(&b);
+}
+
+gw_msg_t *gw_frame_auth_expiring(int64_t expires, int64_t expires_in_s)
+{
+    gw_buf_t b = GW_BUF_INIT;
+    gw_buf_printf(&b, "{\"type\":\"auth_expiring\",\"expires_at\":%lld,\"expires_in\":%lld",
+                  (long long)expires, (long long)expires_in_s);
     return finish(&b);
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "msg.h"
 
@@ -23,6 +24,10 @@ typedef enum {
     GW_E_LIMIT_CHANNELS,
     GW_E_LIMIT_WILDCARDS,
     GW_E_TOO_LARGE,
+    GW_E_ACL_DENIED,
+    GW_E_RATE_LIMITED,
+    GW_E_AUTH_FAILED,
+    GW_E_AUTH_REQUIRED,
     GW_E__COUNT
 } gw_errcode_t;
 
@@ -32,6 +37,7 @@ typedef enum {
     GW_REQ_SUBSCRIBE,
     GW_REQ_UNSUBSCRIBE,
     GW_REQ_PING,
+    GW_REQ_AUTH,
 } gw_req_type_t;
 
 typedef struct {
@@ -40,6 +46,8 @@ typedef struct {
     size_t nchannels; /* deduplicated, in request order */
     char **channels;  /* each NUL-terminated; lens[] gives the byte length */
     size_t *lens;
+    char *token;   /* auth: a JWT, or NULL */
+    char *api_key; /* auth: an API key, or NULL */
 } gw_req_t;
 
 typedef struct {
@@ -70,5 +78,7 @@ gw_msg_t *gw_frame_pong(const char *id);
 gw_msg_t *gw_frame_error(gw_errcode_t code, const char *message, const char *id,
                          const char *channel);
 gw_msg_t *gw_frame_resync(const char *reason);
+gw_msg_t *gw_frame_authenticated(const char *role, int64_t expires, const char *id);
+gw_msg_t *gw_frame_auth_expiring(int64_t expires, int64_t expires_in_s);
 
 #endif

@@ -3,10 +3,14 @@
 #include <libwebsockets.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <time.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "acl.h"
+#include "auth.h"
 #include "buf.h"
 #include "hub.h"
 #include "json.h"
@@ -36,9 +40,20 @@ struct gw_server {
     bool finished;
     uv_timer_t drain_timer;
     uv_check_t flush_check; /* writes queued frames once per loop turn, after all I/O */
-    gw_session_t *flush;    /* sessions with frames queued since the last turn */
-    unsigned char *wbuf;    /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
+    uv_timer_t tick_timer;  /* auth timeouts and credential expiry */
+    struct ipcount **ips;   /* connections per client address */
+    size_t nips_buckets;
+    unsigned char stats_token_hash[32];
+    gw_session_t *flush; /* sessions with frames queued since the last turn */
+    unsigned char *wbuf; /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
     lws_retry_bo_t retry;
+};
+
+/* Connections per client address, for MAX_CONNECTIONS_PER_IP. */
+struct ipcount {
+    struct ipcount *next;
+    uint32_t n;
+    char ip[48];
 };
 
 /* Per-connection data, allocated by lws for both HTTP and WebSocket roles. */
@@ -46,6 +61,9 @@ typedef struct {
     gw_session_t *s;
     unsigned char *body; /* HTTP: LWS_PRE + body_len */
     size_t body_len;
+    struct ipcount *ip; /* WebSocket: counted in srv->ips */
+    char *token;        /* credentials of the upgrade request, until ESTABLISHED */
+    char *api_key;
 } pss_t;
 
 static void finish(gw_server_t *srv);
@@ -180,7 +198,24 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
     for (int i = 0; i < GW_E__COUNT; i++)
         gw_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", gw_errcode_name((gw_errcode_t)i),
                       (unsigned long long)gw_stats.errors[i]);
-    gw_buf_puts(b, "}}");
+    gw_buf_printf(b, "},\"auth\":{\"ok\":%llu,\"expired_closes\":%llu,\"failures\":{",
+                  (unsigned long long)gw_stats.auth_ok,
+                  (unsigned long long)gw_stats.auth_expired_closes);
+    for (int i = 1; i < GW_AUTH__COUNT; i++)
+        gw_buf_printf(b, "%s\"%s\":%llu", i > 1 ? "," : "",
+                      gw_auth_result_name((gw_auth_result_t)i),
+                      (unsigned long long)gw_stats.auth_failures[i]);
+    gw_buf_printf(
+        b,
+        "}},\"acl\":{\"denied\":%llu,\"blocked_deliveries\":%llu},"
+        "\"rate_limit\":{\"limited\":%llu,\"closes\":%llu},"
+        "\"refused\":{\"max_connections\":%llu,\"per_ip\":%llu},"
+        "\"stats_unauthorized\":%llu}",
+        (unsigned long long)gw_stats.acl_denied,
+        (unsigned long long)gw_stats.acl_blocked_deliveries,
+        (unsigned long long)gw_stats.rate_limited, (unsigned long long)gw_stats.rate_closes,
+        (unsigned long long)gw_stats.refused_max_conn, (unsigned long long)gw_stats.refused_per_ip,
+        (unsigned long long)gw_stats.stats_unauthorized);
 }
 
 static int render_health(gw_server_t *srv, gw_buf_t *b)
@@ -198,12 +233,31 @@ static int render_health(gw_server_t *srv, gw_buf_t *b)
     return (up && !srv->draining) ? 200 : 503;
 }
 
+/* STATS_TOKEN: compared as SHA-256 digests in constant time (no length leak either). */
+static bool stats_authorized(gw_server_t *srv, struct lws *wsi)
+{
+    char hdr[512];
+    unsigned char h[32];
+    if (!srv->cfg->stats_token[0]) return true;
+    int n = lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n < 8 || strncasecmp(hdr, "Bearer ", 7) != 0) return false;
+    gw_sha256(hdr + 7, (size_t)n - 7, h);
+    bool ok = CRYPTO_memcmp(h, srv->stats_token_hash, sizeof h) == 0;
+    OPENSSL_cleanse(hdr, sizeof hdr);
+    return ok;
+}
+
 static int http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *path)
 {
     gw_buf_t body = GW_BUF_INIT;
     int status;
+    bool known = !strcmp(path, "/health") || !strcmp(path, "/stats");
 
-    if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+    if (known && !stats_authorized(srv, wsi)) {
+        gw_stats.stats_unauthorized++;
+        status = 401;
+        gw_buf_puts(&body, "{\"error\":\"unauthorized\"}");
+    } else if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
         status = 405;
         gw_buf_puts(&body, "{\"error\":\"method_not_allowed\"}");
     } else if (!strcmp(path, "/health")) {
@@ -247,15 +301,88 @@ static int http_writeable(struct lws *wsi, pss_t *pss)
 /*------------------------------------------------------------------------------
  * WebSocket */
 
-static int ws_filter(gw_server_t *srv, struct lws *wsi)
+static struct ipcount **ip_slot(gw_server_t *srv, const char *ip)
 {
-    char uri[64];
-    if (srv->draining) return -1;
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0) {
-        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
-        return -1;
+    struct ipcount **pp = &srv->ips[gw_hash(ip, strlen(ip)) & (srv->nips_buckets - 1)];
+    while (*pp && strcmp((*pp)->ip, ip)) pp = &(*pp)->next;
+    return pp;
+}
+
+static void ip_release(gw_server_t *srv, struct ipcount *c)
+{
+    if (!c || --c->n) return;
+    struct ipcount **pp = ip_slot(srv, c->ip);
+    *pp = c->next;
+    free(c);
+}
+
+static char *dup_credential(const char *s, size_t n)
+{
+    return n ? gw_xstrndup(s, n) : NULL;
+}
+
+/* Credentials may come in the upgrade request: Authorization: Bearer <jwt>, X-API-Key,
+ * or ?token= / ?api_key= (browsers cannot set headers on a WebSocket). */
+static void take_credentials(struct lws *wsi, pss_t *pss)
+{
+    static char buf[GW_TOKEN_MAX + 64];
+    int n = lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 7 && !strncasecmp(buf, "Bearer ", 7))
+        pss->token = dup_credential(buf + 7, (size_t)n - 7);
+    n = lws_hdr_custom_copy(wsi, buf, sizeof buf, "x-api-key:", 10);
+    if (n > 0) pss->api_key = dup_credential(buf, (size_t)n);
+    const char *v;
+    if (!pss->token && (v = lws_get_urlarg_by_name(wsi, "token=", buf, sizeof buf)))
+        pss->token = dup_credential(v, strlen(v));
+    if (!pss->api_key && (v = lws_get_urlarg_by_name(wsi, "api_key=", buf, sizeof buf)))
+        pss->api_key = dup_credential(v, strlen(v));
+    if (pss->token && pss->api_key) { /* one credential: the token wins */
+        free(pss->api_key);
+        pss->api_key = NULL;
     }
+    OPENSSL_cleanse(buf, sizeof buf);
+}
+
+static int refuse(struct lws *wsi, unsigned status)
+{
+    lws_return_http_status(wsi, status, NULL);
+    return -1;
+}
+
+static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
+{
+    char uri[64], ip[48];
+    if (srv->draining) return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
+        return refuse(wsi, HTTP_STATUS_NOT_FOUND);
+    if (!pss) return -1;
+    if (gw_stats.conn_current >= (uint64_t)srv->cfg->max_connections) {
+        gw_stats.refused_max_conn++;
+        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+    }
+    if (!lws_get_peer_simple(wsi, ip, sizeof ip)) snprintf(ip, sizeof ip, "?");
+    struct ipcount **slot = ip_slot(srv, ip);
+    if (*slot && (*slot)->n >= (uint32_t)srv->cfg->max_connections_per_ip) {
+        gw_stats.refused_per_ip++;
+        return refuse(wsi, 429);
+    }
+    if (!*slot) {
+        *slot = gw_xcalloc(1, sizeof **slot);
+        snprintf((*slot)->ip, sizeof(*slot)->ip, "%s", ip);
+    }
+    (*slot)->n++;
+    pss->ip = *slot;
+    take_credentials(wsi, pss);
     return 0;
+}
+
+static void forget_credentials(pss_t *pss)
+{
+    if (pss->token) OPENSSL_cleanse(pss->token, strlen(pss->token));
+    if (pss->api_key) OPENSSL_cleanse(pss->api_key, strlen(pss->api_key));
+    free(pss->token);
+    free(pss->api_key);
+    pss->token = pss->api_key = NULL;
 }
 
 static void ws_established(gw_server_t *srv, struct lws *wsi, pss_t *pss)
@@ -269,14 +396,16 @@ static void ws_established(gw_server_t *srv, struct lws *wsi, pss_t *pss)
     gw_stats.conn_total++;
     GW_LOG(GW_LOG_DEBUG, SUBSYS, "client_open", "session=%s", s->id);
 
-    gw_msg_t *m = gw_frame_welcome(srv->cfg->node_id, s->id, srv->cfg->default_role);
-    gw_session_send(s, m);
-    gw_msg_unref(m);
+    gw_session_start(s, pss->token, pss->api_key);
+    forget_credentials(pss);
 }
 
 static void ws_closed(gw_server_t *srv, pss_t *pss)
 {
     gw_session_t *s = pss->s;
+    forget_credentials(pss);
+    ip_release(srv, pss->ip);
+    pss->ip = NULL;
     if (!s) return;
     pss->s = NULL;
     if (s->prev)
@@ -315,6 +444,9 @@ static size_t put_close_frame(unsigned char *out, uint16_t code)
 {
     const char *reason = code == 1013   ? "slow consumer"
                          : code == 1009 ? "message too big"
+                         : code == 4401 ? "unauthenticated"
+                         : code == 4403 ? "forbidden"
+                         : code == 4429 ? "rate limited"
                                         : "going away";
     size_t rlen = strlen(reason);
     out[0] = 0x88; /* FIN + close */
@@ -425,13 +557,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_HTTP: return http_request(srv, wsi, pss, (const char *)in);
     case LWS_CALLBACK_HTTP_WRITEABLE: return http_writeable(wsi, pss);
-    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_CLOSED_HTTP: /* also an upgrade that failed after the filter */
         if (pss) {
             free(pss->body);
             pss->body = NULL;
+            forget_credentials(pss);
+            ip_release(srv, pss->ip);
+            pss->ip = NULL;
         }
         return 0;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return ws_filter(srv, wsi);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return ws_filter(srv, wsi, pss);
     case LWS_CALLBACK_ESTABLISHED: ws_established(srv, wsi, pss); return 0;
     case LWS_CALLBACK_RECEIVE: return ws_receive(wsi, pss, (const char *)in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE: return ws_writeable(srv, wsi, pss);
@@ -462,7 +597,24 @@ static int fd_limit(void)
     return rl.rlim_cur > 200000 ? 200000 : (int)rl.rlim_cur;
 }
 
-gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg)
+static uint64_t env_now_us(void)
+{
+    return uv_hrtime() / 1000;
+}
+
+static int64_t env_now_unix(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    gw_server_t *srv = t->data;
+    for (gw_session_t *s = srv->sessions; s; s = s->next) gw_session_tick(s);
+}
+
+gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *roles,
+                           gw_auth_t *auth)
 {
     gw_redis_url_t url;
     const char *why;
@@ -478,7 +630,12 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg)
     srv->wbuf = gw_xmalloc(LWS_PRE + WBUF_SIZE);
     srv->hub_ops = (gw_hub_ops_t){hub_redis_cmd, hub_deliver, hub_sub_active, hub_resync};
     srv->hub = gw_hub_new(&srv->hub_ops, srv);
-    srv->env = (gw_session_env_t){srv->hub, cfg, session_want_write, session_close};
+    srv->env = (gw_session_env_t){srv->hub,           cfg,           auth,       roles,
+                                  session_want_write, session_close, env_now_us, env_now_unix};
+    srv->nips_buckets = 1024;
+    srv->ips = gw_xcalloc(srv->nips_buckets, sizeof *srv->ips);
+    if (cfg->stats_token[0])
+        gw_sha256(cfg->stats_token, strlen(cfg->stats_token), srv->stats_token_hash);
 
     /* rx_buffer_size is allocated per connection: client frames are small, and larger
      * ones arrive in pieces that the session reassembles up to MAX_FRAME_BYTES. */
@@ -511,6 +668,7 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg)
      * holes that keep RSS high; a bounded pool is reused instead. Excess handshakes
      * wait in the accept queue. */
     info.max_http_header_pool = 128;
+    info.max_http_header_data = GW_TOKEN_MAX + 1024; /* a bearer token in the upgrade */
     info.count_threads = 1;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
@@ -524,6 +682,9 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg)
     srv->drain_timer.data = srv;
     uv_check_init(loop, &srv->flush_check);
     srv->flush_check.data = srv;
+    uv_timer_init(loop, &srv->tick_timer);
+    srv->tick_timer.data = srv;
+    uv_timer_start(&srv->tick_timer, on_tick, 250, 250);
 
     char sentinel[300];
     snprintf(sentinel, sizeof sentinel, "__wsgw:node:%s", cfg->node_id);
@@ -555,6 +716,7 @@ static void finish(gw_server_t *srv)
     uv_timer_stop(&srv->drain_timer);
     uv_close((uv_handle_t *)&srv->drain_timer, NULL);
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
+    uv_close((uv_handle_t *)&srv->tick_timer, NULL);
     if (srv->ctx) lws_context_destroy(srv->ctx); /* closes remaining sessions */
     gw_redis_close(srv->redis);
     srv->redis = NULL;
@@ -589,6 +751,12 @@ void gw_server_free(gw_server_t *srv)
     }
     if (srv->ctx) GW_LOG(GW_LOG_WARN, SUBSYS, "lws_context_alive", "note=\"destroy incomplete\"");
     gw_hub_free(srv->hub);
+    for (size_t i = 0; srv->ips && i < srv->nips_buckets; i++)
+        for (struct ipcount *c = srv->ips[i], *next; c; c = next) {
+            next = c->next;
+            free(c);
+        }
+    free(srv->ips);
     free(srv->wbuf);
     free(srv);
 }

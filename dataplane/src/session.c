@@ -256,30 +256,62 @@ void gw_session_sub_active(gw_sub_t *sub)
     ack_dec(sub->session, a);
 }
 
+/* Defence in depth: the concrete channel of every delivery is checked against the
+ * connection's ACL. The verdict is cached in the shared message per ACL, so the thousand
+ * clients of one role cost one check. */
+static bool delivery_allowed(const gw_acl_t *acl, gw_msg_t *m)
+{
+    for (int i = 0; i < 2; i++)
+        if (m->acl_key[i] == acl) return m->acl_ok[i];
+    bool ok = gw_acl_allows_channel(acl, m->chan, m->chan_len);
+    m->acl_key[1] = m->acl_key[0];
+    m->acl_ok[1] = m->acl_ok[0];
+    m->acl_key[0] = acl;
+    m->acl_ok[0] = ok;
+    return ok;
+}
+
 void gw_session_deliver(gw_sub_t *sub, gw_msg_t *m)
 {
-    gw_session_send(sub->session, m);
+    gw_session_t *s = sub->session;
+    if (!s->acl || !delivery_allowed(s->acl, m)) {
+        gw_stats.acl_blocked_deliveries++;
+        return;
+    }
+    gw_session_send(s, m);
+}
+
+static long role_limit(long role_value, long node_value)
+{
+    return role_value != GW_LIMIT_UNSET ? role_value : node_value;
 }
 
 static void do_subscribe(gw_session_t *s, gw_req_t *r)
 {
     const gw_config_t *cfg = s->env->cfg;
+    long max_channels = role_limit(s->role->max_channels, cfg->max_channels);
+    long max_wild = role_limit(s->role->max_wildcards, cfg->max_wildcards);
     uint32_t add = 0, addwild = 0;
     for (size_t i = 0; i < r->nchannels; i++) {
         if (find_sub(s, r->channels[i], r->lens[i], NULL)) continue;
+        if (!gw_acl_allows(s->acl, r->channels[i], r->lens[i])) {
+            gw_stats.acl_denied++;
+            send_error(s, GW_E_ACL_DENIED, "your role may not subscribe to this channel", r->id,
+                       r->channels[i]);
+            return;
+        }
         add++;
         if (gw_glob_is_pattern(r->channels[i], r->lens[i])) addwild++;
     }
-    if (s->nsubs + add > (uint64_t)cfg->max_channels) {
+    if (s->nsubs + add > (uint64_t)max_channels) {
         char msg[128];
-        snprintf(msg, sizeof msg, "at most %ld subscriptions per connection", cfg->max_channels);
+        snprintf(msg, sizeof msg, "at most %ld subscriptions per connection", max_channels);
         send_error(s, GW_E_LIMIT_CHANNELS, msg, r->id, NULL);
         return;
     }
-    if (s->nwild + addwild > (uint64_t)cfg->max_wildcards) {
+    if (s->nwild + addwild > (uint64_t)max_wild) {
         char msg[128];
-        snprintf(msg, sizeof msg, "at most %ld pattern subscriptions per connection",
-                 cfg->max_wildcards);
+        snprintf(msg, sizeof msg, "at most %ld pattern subscriptions per connection", max_wild);
         send_error(s, GW_E_LIMIT_WILDCARDS, msg, r->id, NULL);
         return;
     }
@@ -328,13 +360,209 @@ static void do_unsubscribe(gw_session_t *s, gw_req_t *r)
     gw_msg_unref(m);
 }
 
+/*------------------------------------------------------------------------------
+ * Access: authentication, roles, expiry */
+
+static const char *close_reason(int code)
+{
+    switch (code) {
+    case 4401: return "unauthenticated";
+    case 4403: return "forbidden";
+    case 4429: return "rate limited";
+    default: return "";
+    }
+}
+
+static void session_close(gw_session_t *s, int code)
+{
+    if (s->closing) return;
+    s->closing = true;
+    s->env->close(s, code, close_reason(code));
+}
+
+static void send_frame(gw_session_t *s, gw_msg_t *m)
+{
+    gw_session_send(s, m);
+    gw_msg_unref(m);
+}
+
+/* Unsubscribes what acl no longer allows, telling the client (reason acl_changed). */
+static void enforce_acl(gw_session_t *s)
+{
+    char **names = gw_xcalloc(s->nsubs + 1, sizeof *names);
+    size_t *lens = gw_xcalloc(s->nsubs + 1, sizeof *lens), n = 0;
+    for (uint32_t i = s->nsubs; i-- > 0;) {
+        size_t len;
+        const char *name = gw_sub_name(s->subs[i], &len);
+        if (gw_acl_allows(s->acl, name, len)) continue;
+        names[n] = gw_xstrndup(name, len);
+        lens[n++] = len;
+        drop_sub(s, i);
+    }
+    if (n) send_frame(s, gw_frame_ack("unsubscribed", NULL, names, lens, n, "acl_changed"));
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(lens);
+}
+
+/* Checks a credential and, on success, fills the identity with a known role. */
+static gw_auth_result_t authenticate(gw_session_t *s, const char *token, const char *api_key,
+                                     gw_identity_t *id, const gw_role_t **role)
+{
+    const gw_session_env_t *env = s->env;
+    gw_auth_result_t r =
+        token ? gw_auth_jwt(env->auth, token, strlen(token), env->now_unix(), id)
+              : gw_auth_api_key(env->auth, api_key, strlen(api_key), env->now_unix(), id);
+    if (r != GW_AUTH_OK) return r;
+    *role = gw_roles_find(env->roles, id->role ? id->role : env->cfg->default_role);
+    return *role ? GW_AUTH_OK : GW_AUTH_UNKNOWN_ROLE;
+}
+
+static void auth_failed(gw_session_t *s, gw_auth_result_t r, const char *id)
+{
+    char msg[96];
+    gw_stats.auth_failures[r]++;
+    GW_LOG(GW_LOG_INFO, SUBSYS, "auth_failed", "session=%s reason=%s", s->id,
+           gw_auth_result_name(r));
+    snprintf(msg, sizeof msg, "authentication failed: %s", gw_auth_result_name(r));
+    send_error(s, GW_E_AUTH_FAILED, msg, id, NULL);
+    session_close(s, 4401);
+}
+
+static void set_access(gw_session_t *s, const gw_role_t *role, gw_identity_t *id)
+{
+    gw_acl_unref(s->acl);
+    if (s->roles != s->env->roles) {
+        gw_roles_unref(s->roles);
+        s->roles = gw_roles_ref(s->env->roles);
+    }
+    s->role = role;
+    s->acl =
+        id && id->channels ? gw_acl_narrow(s->roles, role, id->channels, id->nchannels) : role->acl;
+    s->expires = id ? id->expires : 0;
+    s->expiring_sent = false;
+    snprintf(s->key_id, sizeof s->key_id, "%s", id ? id->key_id : "");
+}
+
+static void send_welcome(gw_session_t *s)
+{
+    send_frame(s, gw_frame_welcome(s->env->cfg->node_id, s->id, s->role->name));
+}
+
+static void do_auth(gw_session_t *s, const char *token, const char *api_key, const char *reqid)
+{
+    gw_identity_t id;
+    const gw_role_t *role = NULL;
+    gw_auth_result_t r = authenticate(s, token, api_key, &id, &role);
+    if (r == GW_AUTH_OK && s->auth == GW_SESS_AUTHED && strcmp(role->name, s->role->name))
+        r = GW_AUTH_ROLE_CHANGED;
+    if (r != GW_AUTH_OK) {
+        gw_identity_free(&id);
+        if (s->auth == GW_SESS_AUTHED && r != GW_AUTH_UNKNOWN_KEY) {
+            /* a failed refresh: the current credential stays valid until it expires */
+            gw_stats.auth_failures[r]++;
+            send_error(s, GW_E_AUTH_FAILED, "refresh refused", reqid, NULL);
+            return;
+        }
+        auth_failed(s, r, reqid);
+        return;
+    }
+    gw_stats.auth_ok++;
+    bool was_pending = s->auth == GW_SESS_PENDING;
+    s->auth = GW_SESS_AUTHED;
+    set_access(s, role, &id);
+    gw_identity_free(&id);
+    if (was_pending) {
+        send_welcome(s);
+        return;
+    }
+    enforce_acl(s); /* a refreshed token may narrow the channels */
+    send_frame(s, gw_frame_authenticated(s->role->name, s->expires, reqid));
+}
+
+void gw_session_start(gw_session_t *s, const char *token, const char *api_key)
+{
+    const gw_session_env_t *env = s->env;
+    s->roles = gw_roles_ref(env->roles);
+    if (token || api_key) {
+        gw_identity_t id;
+        const gw_role_t *role = NULL;
+        gw_auth_result_t r = authenticate(s, token, api_key, &id, &role);
+        if (r != GW_AUTH_OK) {
+            gw_identity_free(&id);
+            s->role = gw_roles_find(s->roles, env->cfg->default_role);
+            auth_failed(s, r, NULL);
+            return;
+        }
+        gw_stats.auth_ok++;
+        s->auth = GW_SESS_AUTHED;
+        set_access(s, role, &id);
+        gw_identity_free(&id);
+        send_welcome(s);
+        return;
+    }
+    s->role = gw_roles_find(s->roles, env->cfg->default_role);
+    if (env->cfg->require_auth) {
+        s->auth = GW_SESS_PENDING;
+        s->auth_deadline_us = env->now_us() + (uint64_t)env->cfg->auth_timeout_ms * 1000;
+        return;
+    }
+    s->auth = GW_SESS_ANON;
+    set_access(s, s->role, NULL);
+    send_welcome(s);
+}
+
+void gw_session_tick(gw_session_t *s)
+{
+    const gw_session_env_t *env = s->env;
+    if (s->closing) return;
+    if (s->auth == GW_SESS_PENDING) {
+        if (env->now_us() >= s->auth_deadline_us) auth_failed(s, GW_AUTH_TIMEOUT, NULL);
+        return;
+    }
+    if (!s->expires) return;
+    int64_t now = env->now_unix(), end = s->expires + env->cfg->jwt_leeway_s;
+    if (now >= end) {
+        GW_LOG(GW_LOG_INFO, SUBSYS, "credential_expired", "session=%s", s->id);
+        gw_stats.auth_expired_closes++;
+        session_close(s, 4401);
+    } else if (!s->expiring_sent && now >= end - env->cfg->auth_expiry_warning_s) {
+        s->expiring_sent = true;
+        send_frame(s, gw_frame_auth_expiring(s->expires, end - now));
+    }
+}
+
+/* Token bucket per connection: an excess frame is refused with rate_limited; a client
+ * that keeps going after CLIENT_RATE_MAX_STRIKES refusals in a row is closed (4429). */
+static bool rate_ok(gw_session_t *s)
+{
+    const gw_config_t *cfg = s->env->cfg;
+    double rate =
+        (double)role_limit(s->role ? s->role->rate_limit : GW_LIMIT_UNSET, cfg->client_rate_limit);
+    double burst =
+        (double)role_limit(s->role ? s->role->rate_burst : GW_LIMIT_UNSET, cfg->client_rate_burst);
+    if (gw_bucket_take(&s->bucket, rate, burst, s->env->now_us())) {
+        s->strikes = 0;
+        return true;
+    }
+    gw_stats.rate_limited++;
+    if (++s->strikes >= (uint32_t)cfg->client_rate_max_strikes) {
+        GW_LOG(GW_LOG_INFO, SUBSYS, "rate_limit_close", "session=%s", s->id);
+        gw_stats.rate_closes++;
+        session_close(s, 4429);
+        return false;
+    }
+    send_error(s, GW_E_RATE_LIMITED, "too many frames; slow down", NULL, NULL);
+    return false;
+}
+
 void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool binary)
 {
     gw_req_t req;
     gw_perr_t err;
 
     gw_stats.frames_received++;
-    if (s->closing) return;
+    if (s->closing || !rate_ok(s)) return;
     if (binary) {
         send_error(s, GW_E_BAD_REQUEST, "binary frames are not supported; send JSON text", NULL,
                    NULL);
@@ -343,11 +571,19 @@ void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool bi
     if (gw_req_parse(buf, len, (size_t)s->env->cfg->max_channels_per_request, &req, &err) < 0) {
         send_error(s, err.code, err.message, err.id, err.channel);
         gw_perr_free(&err);
+        if (s->auth == GW_SESS_PENDING) session_close(s, 4401);
+        return;
+    }
+    if (s->auth == GW_SESS_PENDING && req.type != GW_REQ_AUTH) {
+        send_error(s, GW_E_AUTH_REQUIRED, "authenticate first: send an auth frame", req.id, NULL);
+        session_close(s, 4401);
+        gw_req_free(&req);
         return;
     }
     switch (req.type) {
     case GW_REQ_SUBSCRIBE: do_subscribe(s, &req); break;
     case GW_REQ_UNSUBSCRIBE: do_unsubscribe(s, &req); break;
+    case GW_REQ_AUTH: do_auth(s, req.token, req.api_key, req.id); break;
     case GW_REQ_PING: {
         gw_msg_t *m = gw_frame_pong(req.id);
         gw_session_send(s, m);
@@ -397,5 +633,7 @@ void gw_session_free(gw_session_t *s)
     qclear(s);
     free(s->subs);
     gw_buf_free(&s->rx);
+    gw_acl_unref(s->acl);
+    gw_roles_unref(s->roles);
     free(s);
 }

@@ -16,20 +16,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acl.h"
+#include "auth.h"
 #include "buf.h"
 #include "config.h"
 #include "hub.h"
 #include "msg.h"
+#include "ratelimit.h"
 
 typedef struct gw_session gw_session_t;
 
 typedef struct {
     gw_hub_t *hub;
     const gw_config_t *cfg;
+    gw_auth_t *auth;
+    gw_roles_t *roles; /* the current table; sessions hold a reference to the one they use */
     void (*want_write)(gw_session_t *s);
-    /* Close asynchronously after the queue is discarded; never re-enters the hub. */
+    /* Close after the queue is flushed; never re-enters the hub. */
     void (*close)(gw_session_t *s, int code, const char *reason);
+    uint64_t (*now_us)(void);  /* monotonic, for rate limits and timeouts */
+    int64_t (*now_unix)(void); /* wall clock, for token expiry */
 } gw_session_env_t;
+
+typedef enum {
+    GW_SESS_PENDING, /* REQUIRE_AUTH: only an auth frame is accepted */
+    GW_SESS_ANON,    /* no credential: DEFAULT_ROLE */
+    GW_SESS_AUTHED,  /* authenticated by API key or JWT */
+} gw_sess_auth_t;
 
 typedef struct {
     gw_msg_t *m;
@@ -55,6 +68,18 @@ struct gw_session {
     uint32_t nsubs, subscap, nwild;
     struct gw_ack *acks;
 
+    /* access: who the client is and what it may do */
+    uint8_t auth; /* gw_sess_auth_t */
+    bool expiring_sent;
+    const gw_role_t *role;
+    gw_roles_t *roles; /* reference to the table role lives in */
+    gw_acl_t *acl;
+    int64_t expires; /* unix seconds the credential stops being valid; 0 = never */
+    uint64_t auth_deadline_us;
+    char key_id[64];
+    gw_bucket_t bucket;
+    uint32_t strikes; /* rate-limited frames in a row */
+
     gw_buf_t rx; /* fragments of the client message being reassembled */
     bool rx_binary;
     bool closing;    /* no more frames are queued; close after the queue drains */
@@ -63,6 +88,14 @@ struct gw_session {
 };
 
 gw_session_t *gw_session_new(const gw_session_env_t *env, void *conn, uint64_t serial);
+
+/* Starts the session with the credentials of the upgrade request (either may be NULL):
+ * authenticates, or waits for an auth frame (REQUIRE_AUTH), or takes DEFAULT_ROLE; then
+ * sends the welcome. A bad credential gets auth_failed and close 4401. */
+void gw_session_start(gw_session_t *s, const char *token, const char *api_key);
+
+/* Periodic: enforces AUTH_TIMEOUT_MS and credential expiry (auth_expiring, then 4401). */
+void gw_session_tick(gw_session_t *s);
 void gw_session_free(gw_session_t *s);
 
 /* Queues m (taking a reference) with the next seq and applies the slow-consumer policy.

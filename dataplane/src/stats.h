@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "auth.h"
 #include "proto.h"
 
 typedef struct {
@@ -25,6 +26,16 @@ typedef struct {
     uint64_t resyncs_sent;
     uint64_t errors[GW_E__COUNT]; /* error frames sent, by code */
     uint64_t closes_too_big;      /* connections closed with 1009 */
+    uint64_t auth_ok;
+    uint64_t auth_failures[GW_AUTH__COUNT]; /* by reason */
+    uint64_t auth_expired_closes;
+    uint64_t acl_denied;             /* subscriptions refused */
+    uint64_t acl_blocked_deliveries; /* deliveries stopped by the per-message check */
+    uint64_t rate_limited;           /* frames refused by the token bucket */
+    uint64_t rate_closes;            /* connections closed with 4429 */
+    uint64_t refused_max_conn;       /* upgrades refused: MAX_CONNECTIONS (503) */
+    uint64_t refused_per_ip;         /* upgrades refused: MAX_CONNECTIONS_PER_IP (429) */
+    uint64_t stats_unauthorized;     /* /health or /stats without STATS_TOKEN (401) */
 } gw_stats_t;
 
 extern gw_stats_t gw_stats;

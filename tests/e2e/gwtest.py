@@ -183,9 +183,13 @@ class Gateway:
     def __init__(self, redis_url, env=None, args=None):
         self.dir = tempfile.mkdtemp(prefix="gwtest-wsgw-")
         self.env = dict(os.environ)
+        # Tests of routing and robustness run as admin without rate limits; the security
+        # tests set these themselves.
         self.env.update({"REDIS_URL": redis_url, "BIND_ADDRESS": "127.0.0.1",
                          "LOG_LEVEL": "info", "REDIS_BACKOFF_MIN_MS": "50",
-                         "REDIS_BACKOFF_MAX_MS": "500", "REDIS_PING_INTERVAL_MS": "200"})
+                         "REDIS_BACKOFF_MAX_MS": "500", "REDIS_PING_INTERVAL_MS": "200",
+                         "DEFAULT_ROLE": "admin", "CLIENT_RATE_LIMIT": "100000",
+                         "CLIENT_RATE_BURST": "100000"})
         self.env.update(env or {})
         self.args = args or []
         self.proc = None

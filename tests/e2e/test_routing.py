@@ -13,7 +13,7 @@ def welcome(c):
 def test_welcome_frame(gw):
     c = gw.ws()
     w = welcome(c)
-    assert w["role"] == "user"
+    assert w["role"] == "admin"  # the fixture's DEFAULT_ROLE
     assert w["node"].endswith(":%d" % gw.port)
     assert w["session"]
 

@@ -1,5 +1,7 @@
-/* Fuzz target: a client's frames, through reassembly, parsing and request handling.
- * Property: whatever arrives, every frame the session queues is one valid JSON object. */
+/* Fuzz target: a client's frames, through reassembly, parsing, authentication (auth
+ * frames with tokens and keys: the JWT and API key paths) and request handling.
+ * Property: whatever arrives, every frame the session queues is one valid JSON object,
+ * and nothing is subscribed before authentication. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,16 @@ static void do_close(gw_session_t *s, int code, const char *reason)
 
 static const gw_hub_ops_t ops = {hub_cmd, hub_deliver, hub_active, hub_resync};
 
+static uint64_t fake_us(void)
+{
+    return 1;
+}
+
+static int64_t fake_unix(void)
+{
+    return 1800000000;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static gw_config_t cfg = {.max_channels = 8,
@@ -45,10 +57,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               .max_channels_per_request = 16,
                               .slow_queue_bytes = 8192,
                               .max_frame_bytes = 4096};
+    static gw_roles_t *roles;
+    static gw_auth_t *auth;
+    if (!roles) { /* built once: the fuzzer runs millions of inputs */
+        static char user[] = "user", node[] = "n", key[] = "fuzz-key", role_claim[] = "role",
+                    empty[] = "", secret[] = "0123456789abcdef0123456789abcdef",
+                    internal[] = "internal";
+        cfg.default_role = user;
+        cfg.node_id = node;
+        cfg.api_key = key;
+        cfg.api_key_role = internal;
+        cfg.jwt_secret = secret;
+        cfg.jwt_public_key_file = cfg.jwt_issuer = cfg.jwt_audience = cfg.stats_token = empty;
+        cfg.jwt_role_claim = role_claim;
+        cfg.client_rate_limit = cfg.client_rate_burst = 1000000;
+        cfg.client_rate_max_strikes = 10;
+        cfg.require_auth = true;
+        cfg.auth_timeout_ms = 1000;
+        char err[200];
+        roles = gw_roles_default();
+        auth = gw_auth_new(&cfg, err, sizeof err);
+        if (!auth) abort();
+    }
     gw_hub_t *hub = gw_hub_new(&ops, NULL);
     gw_hub_on_link_up(hub);
-    gw_session_env_t env = {hub, &cfg, want_write, do_close};
+    gw_session_env_t env = {hub, &cfg, auth, roles, want_write, do_close, fake_us, fake_unix};
     gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_start(s, NULL, NULL);
 
     /* First byte picks fragment sizes; NUL bytes split the input into messages. */
     size_t frag = size ? (size_t)(data[0] % 64) + 1 : 1;

@@ -176,7 +176,8 @@ static void test_property_brute_force(void **state)
             if (ma && mb) common = true;
         }
         /* Small patterns have short witnesses: MAXLEN covers them. */
-        if (c != !counter) fail_msg("contains('%s','%s')=%d, brute force says %d", a, b, c, !counter);
+        if (c != !counter)
+            fail_msg("contains('%s','%s')=%d, brute force says %d", a, b, c, !counter);
         if (x != common) fail_msg("intersects('%s','%s')=%d, brute force says %d", a, b, x, common);
     }
 }

@@ -68,6 +68,34 @@ static void hub_resync(void *ud)
 
 static const gw_hub_ops_t hub_ops = {hub_cmd, hub_deliver, hub_active, hub_resync};
 static gw_session_env_t env;
+static gw_roles_t *roles;
+static gw_auth_t *auth;
+static uint64_t fake_us;
+static int64_t fake_unix = 1800000000;
+
+static uint64_t now_us(void)
+{
+    return fake_us;
+}
+
+static int64_t now_unix(void)
+{
+    return fake_unix;
+}
+
+/* A started, anonymous session whose welcome frame is already written out. */
+static gw_session_t *new_session(uint64_t serial)
+{
+    gw_session_t *s = gw_session_new(&env, NULL, serial);
+    gw_session_start(s, NULL, NULL);
+    unsigned char buf[256];
+    size_t need;
+    assert_true(gw_session_fill(s, buf, sizeof buf, &need) > 0);
+    assert_int_equal(s->seq, 1);
+    fake.want_write = 0;
+    gw_stats.frames_sent = 0;
+    return s;
+}
 
 static int setup(void **state)
 {
@@ -81,9 +109,26 @@ static int setup(void **state)
     cfg.slow_queue_bytes = 4096;
     cfg.slow_policy = GW_POLICY_DROP;
     cfg.max_frame_bytes = 1024;
+    cfg.client_rate_limit = 1000;
+    cfg.client_rate_burst = 1000;
+    cfg.client_rate_max_strikes = 5;
+    static char user[] = "user", node[] = "n1", empty[] = "", role_claim[] = "role";
+    cfg.default_role = user;
+    cfg.node_id = node;
+    cfg.api_key = cfg.jwt_secret = cfg.jwt_public_key_file = empty;
+    cfg.jwt_issuer = cfg.jwt_audience = empty;
+    cfg.jwt_role_claim = role_claim;
+    cfg.stats_token = empty;
+    const char *json = "{\"roles\":[{\"name\":\"user\",\"allow\":[\"*\"],"
+                       "\"deny\":[\"secret:*\"]}]}";
+    char err[200];
+    roles = gw_roles_parse(json, strlen(json), err, sizeof err);
+    assert_non_null(roles);
+    auth = gw_auth_new(&cfg, err, sizeof err);
+    assert_non_null(auth);
     hub = gw_hub_new(&hub_ops, NULL);
     gw_hub_on_link_up(hub);
-    env = (gw_session_env_t){hub, &cfg, want_write, do_close};
+    env = (gw_session_env_t){hub, &cfg, auth, roles, want_write, do_close, now_us, now_unix};
     return 0;
 }
 
@@ -91,6 +136,8 @@ static int teardown(void **state)
 {
     (void)state;
     gw_hub_free(hub);
+    gw_auth_free(auth);
+    gw_roles_unref(roles);
     return 0;
 }
 
@@ -136,7 +183,7 @@ static int drain(gw_session_t *s, uint64_t *seqs, int *ids, char (*chans)[32], i
 static void test_seq_and_coalescing(void **state)
 {
     (void)state;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     for (int i = 0; i < 5; i++) publish(s, "a", i);
     assert_int_equal(fake.want_write, 1); /* asked once, not per message */
     uint64_t seqs[8];
@@ -144,7 +191,7 @@ static void test_seq_and_coalescing(void **state)
     char chans[8][32];
     assert_int_equal(drain(s, seqs, ids, chans, 8), 5); /* five frames, one buffer */
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(seqs[i], i + 1);
+        assert_int_equal(seqs[i], i + 2);
         assert_int_equal(ids[i], i);
     }
     assert_int_equal(s->qlen, 0);
@@ -155,7 +202,7 @@ static void test_seq_and_coalescing(void **state)
 static void test_fill_needs_bigger_buffer(void **state)
 {
     (void)state;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     publish(s, "a", 1);
     unsigned char small[16];
     size_t need;
@@ -172,7 +219,7 @@ static void test_fill_needs_bigger_buffer(void **state)
 static void test_drop_policy_keeps_newest_and_shows_gap(void **state)
 {
     (void)state;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     for (int i = 0; i < 200; i++) publish(s, "a", i);
     assert_true(s->qbytes <= (size_t)cfg.slow_queue_bytes);
     uint64_t seqs[256];
@@ -181,8 +228,8 @@ static void test_drop_policy_keeps_newest_and_shows_gap(void **state)
     int n = drain(s, seqs, ids, chans, 256);
     assert_true(n > 0 && n < 200);
     assert_int_equal(ids[n - 1], 199);
-    assert_int_equal(seqs[n - 1], 200);
-    for (int i = 0; i < n; i++) assert_int_equal(seqs[i], (uint64_t)ids[i] + 1);
+    assert_int_equal(seqs[n - 1], 201);
+    for (int i = 0; i < n; i++) assert_int_equal(seqs[i], (uint64_t)ids[i] + 2);
     assert_int_equal(gw_stats.dropped_drop, 200 - n);
     assert_int_equal(fake.closes, 0);
     gw_session_free(s);
@@ -191,7 +238,7 @@ static void test_drop_policy_keeps_newest_and_shows_gap(void **state)
 static void test_drop_policy_behind_control_frame(void **state)
 {
     (void)state;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     gw_msg_t *pong = gw_frame_pong("\"p\"");
     gw_session_send(s, pong); /* a control frame at the head is never dropped */
     gw_msg_unref(pong);
@@ -200,7 +247,7 @@ static void test_drop_policy_behind_control_frame(void **state)
     int ids[128];
     char chans[128][32];
     int n = drain(s, seqs, ids, chans, 128);
-    assert_int_equal(seqs[0], 1);
+    assert_int_equal(seqs[0], 2);
     assert_int_equal(ids[0], -1);
     assert_int_equal(ids[n - 1], 99);
     assert_true(n < 101);
@@ -211,7 +258,7 @@ static void test_close_policy(void **state)
 {
     (void)state;
     cfg.slow_policy = GW_POLICY_CLOSE;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     for (int i = 0; i < 100; i++) publish(s, "a", i);
     assert_int_equal(fake.closes, 1);
     assert_int_equal(fake.close_code, 1013);
@@ -225,7 +272,7 @@ static void test_conflate_policy_keeps_latest_per_channel(void **state)
 {
     (void)state;
     cfg.slow_policy = GW_POLICY_CONFLATE;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     const char *ch[3] = {"t:A", "t:B", "t:C"};
     for (int i = 0; i < 300; i++) publish(s, ch[i % 3], i);
     uint64_t seqs[512];
@@ -238,7 +285,7 @@ static void test_conflate_policy_keeps_latest_per_channel(void **state)
         int c = chans[i][2] - 'A';
         assert_true(ids[i] > last[c]);
         last[c] = ids[i];
-        assert_int_equal(seqs[i], (uint64_t)ids[i] + 1);
+        assert_int_equal(seqs[i], (uint64_t)ids[i] + 2);
         if (i) assert_true(seqs[i] > seqs[i - 1]);
     }
     assert_int_equal(last[0], 297);
@@ -257,7 +304,7 @@ static void request(gw_session_t *s, const char *json)
 static void test_ack_waits_for_redis(void **state)
 {
     (void)state;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     request(s, "{\"type\":\"subscribe\",\"channels\":[\"x\",\"y*\"],\"id\":\"c1\"}");
     assert_int_equal(s->qlen, 0); /* Redis has not confirmed yet */
     assert_int_equal(s->nsubs, 2);
@@ -269,7 +316,7 @@ static void test_ack_waits_for_redis(void **state)
     assert_non_null(strstr(s->q[s->qhead].m->data, "\"subscribed\""));
 
     /* Already active: the ack is immediate. */
-    gw_session_t *t = gw_session_new(&env, NULL, 2);
+    gw_session_t *t = new_session(2);
     request(t, "{\"type\":\"subscribe\",\"channels\":[\"x\"]}");
     assert_int_equal(t->qlen, 1);
     gw_session_free(t);
@@ -281,7 +328,7 @@ static void test_limits(void **state)
     (void)state;
     cfg.max_channels = 3;
     cfg.max_wildcards = 1;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     request(s, "{\"type\":\"subscribe\",\"channels\":[\"a\",\"b\",\"c\",\"d\"]}");
     assert_int_equal(s->nsubs, 0);
     assert_int_equal(gw_stats.errors[GW_E_LIMIT_CHANNELS], 1);
@@ -298,7 +345,7 @@ static void test_limits(void **state)
 static void test_fragments(void **state)
 {
     (void)state;
-    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_t *s = new_session(1);
     const char *msg = "{\"type\":\"ping\",\"id\":\"f\"}";
     assert_int_equal(gw_session_on_fragment(s, msg, 5, true, false, false), 0);
     assert_int_equal(gw_session_on_fragment(s, msg + 5, 5, false, false, false), 0);
@@ -312,6 +359,121 @@ static void test_fragments(void **state)
     assert_int_equal(gw_session_on_fragment(s, big, sizeof big, true, false, false), 0);
     assert_int_equal(gw_session_on_fragment(s, big, sizeof big, false, false, false), -1);
     gw_session_free(s);
+}
+
+static int count_code(gw_session_t *s, const char *needle)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < s->qlen; i++) {
+        const char *text = s->q[(s->qhead + i) & (s->qcap - 1)].m->data;
+        if (getenv("DBG")) fprintf(stderr, "Q: %s\n", text);
+        if (strstr(text, needle)) n++;
+    }
+    return n;
+}
+
+static void test_acl_denied_is_atomic(void **state)
+{
+    (void)state;
+    gw_session_t *s = new_session(1);
+    request(s, "{\"type\":\"subscribe\",\"channels\":[\"ok\",\"secret:x\"],\"id\":1}");
+    assert_int_equal(s->nsubs, 0);
+    assert_int_equal(count_code(s, "\"acl_denied\""), 1);
+    request(s, "{\"type\":\"subscribe\",\"channels\":[\"s*\"]}"); /* could match secret:* */
+    assert_int_equal(s->nsubs, 0);
+    request(s, "{\"type\":\"subscribe\",\"channels\":[\"t*\"]}");
+    assert_int_equal(s->nsubs, 1);
+    assert_int_equal(gw_stats.acl_denied, 2);
+    gw_session_free(s);
+}
+
+static void test_rate_limit_then_4429(void **state)
+{
+    (void)state;
+    cfg.client_rate_limit = 10;
+    cfg.client_rate_burst = 3;
+    gw_session_t *s = new_session(1);
+    for (int i = 0; i < 3; i++) request(s, "{\"type\":\"ping\"}");
+    assert_int_equal(count_code(s, "\"pong\""), 3);
+    request(s, "{\"type\":\"ping\"}"); /* bucket empty */
+    assert_int_equal(count_code(s, "\"rate_limited\""), 1);
+    fake_us += 100000; /* 0.1 s: one token back */
+    request(s, "{\"type\":\"ping\"}");
+    assert_int_equal(count_code(s, "\"pong\""), 4);
+    for (int i = 0; i < 4; i++) request(s, "{\"type\":\"ping\"}");
+    assert_int_equal(fake.closes, 0);
+    request(s, "{\"type\":\"ping\"}"); /* fifth refusal in a row */
+    assert_int_equal(fake.closes, 1);
+    assert_int_equal(fake.close_code, 4429);
+    assert_int_equal(gw_stats.rate_closes, 1);
+    gw_session_free(s);
+}
+
+static void test_require_auth_pending(void **state)
+{
+    (void)state;
+    cfg.require_auth = true;
+    cfg.auth_timeout_ms = 1000;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_start(s, NULL, NULL);
+    assert_int_equal(s->qlen, 0); /* no welcome before authentication */
+    request(s, "{\"type\":\"subscribe\",\"channels\":[\"a\"]}");
+    assert_int_equal(count_code(s, "\"auth_required\""), 1);
+    assert_int_equal(fake.close_code, 4401);
+    gw_session_free(s);
+
+    fake.closes = 0;
+    s = gw_session_new(&env, NULL, 2);
+    gw_session_start(s, NULL, NULL);
+    fake_us += 999000;
+    gw_session_tick(s);
+    assert_int_equal(fake.closes, 0);
+    fake_us += 2000;
+    gw_session_tick(s);
+    assert_int_equal(fake.close_code, 4401);
+    assert_int_equal(gw_stats.auth_failures[GW_AUTH_TIMEOUT], 1);
+    gw_session_free(s);
+    cfg.require_auth = false;
+}
+
+static void test_api_key_in_band_and_expiry(void **state)
+{
+    (void)state;
+    cfg.require_auth = true;
+    cfg.auth_expiry_warning_s = 30;
+    cfg.jwt_leeway_s = 0;
+    gw_apikey_t k;
+    memset(&k, 0, sizeof k);
+    strcpy(k.id, "k1");
+    strcpy(k.role, "user");
+    k.expires = fake_unix + 100;
+    gw_sha256("sesame-key", 10, k.hash);
+    gw_auth_put_key(auth, &k);
+
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_start(s, NULL, NULL);
+    request(s, "{\"type\":\"auth\",\"api_key\":\"sesame-key\"}");
+    assert_int_equal(count_code(s, "\"welcome\""), 1);
+    assert_int_equal(s->q[s->qhead].seq, 1); /* the welcome is seq 1 */
+    assert_string_equal(s->key_id, "k1");
+    fake_unix += 69;
+    gw_session_tick(s);
+    assert_int_equal(count_code(s, "\"auth_expiring\""), 0);
+    fake_unix += 2;
+    gw_session_tick(s);
+    assert_int_equal(count_code(s, "\"auth_expiring\""), 1);
+    fake_unix += 29;
+    gw_session_tick(s);
+    assert_int_equal(fake.close_code, 4401);
+    gw_session_free(s);
+
+    s = gw_session_new(&env, NULL, 2); /* a wrong key in the upgrade: refused at once */
+    fake.closes = 0;
+    gw_session_start(s, NULL, "wrong");
+    assert_int_equal(count_code(s, "\"auth_failed\""), 1);
+    assert_int_equal(fake.close_code, 4401);
+    gw_session_free(s);
+    cfg.require_auth = false;
 }
 
 int main(void)
@@ -328,6 +490,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ack_waits_for_redis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fragments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acl_denied_is_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_then_4429, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_require_auth_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_key_in_band_and_expiry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,18 @@
+#include "ratelimit.h"
+
+bool gw_bucket_take(gw_bucket_t *b, double rate, double burst, uint64_t now_us)
+{
+    if (!b->started) {
+        b->started = true;
+        b->tokens = burst;
+        b->last_us = now_us;
+    }
+    if (now_us > b->last_us) {
+        b->tokens += (double)(now_us - b->last_us) * rate / 1e6;
+        if (b->tokens > burst) b->tokens = burst;
+        b->last_us = now_us;
+    }
+    if (b->tokens < 1.0) return false;
+    b->tokens -= 1.0;
+    return true;
+}
