@@ -44,8 +44,9 @@ GW_TEST_TIMEOUT_MULT=3 run_ctest build-asan
 step "fuzzing (libFuzzer, ${FUZZ_SECONDS}s per target)"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGW_FUZZ=ON \
   -DGW_SANITIZE=address,undefined >/dev/null
-cmake --build build-fuzz -j "$JOBS" --target fuzz_client_frame fuzz_json_payload
-for t in client_frame json_payload; do
+FUZZ_TARGETS=(client_frame json_payload glob_algebra jwt)
+cmake --build build-fuzz -j "$JOBS" --target "${FUZZ_TARGETS[@]/#/fuzz_}"
+for t in "${FUZZ_TARGETS[@]}"; do
   work=$(mktemp -d)
   # New inputs go to a scratch dir; the committed seeds stay as they are.
   (cd "$work" && "$ROOT/build-fuzz/bin/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -max_len=8192 \

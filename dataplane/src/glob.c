@@ -135,7 +135,7 @@ bool gw_glob_match(const char *p, size_t plen, const char *s, size_t slen)
 
 #define NPOS         (GW_GLOB_ALGEBRA_MAX + 1)
 #define WORDS        ((NPOS + 63) / 64)
-#define STATE_BUDGET 50000
+#define STATE_BUDGET 4096 /* a hostile pattern costs at most ~0.2 ms, then it is denied */
 
 typedef struct {
     bool star;
@@ -145,6 +145,8 @@ typedef struct {
 typedef struct {
     gtok_t tok[GW_GLOB_ALGEBRA_MAX];
     size_t n;
+    uint64_t universal[WORDS]; /* positions from which every continuation is accepted */
+    uint64_t feasible[WORDS];  /* positions from which some continuation is accepted */
 } gprog_t;
 
 typedef struct {
@@ -214,7 +216,27 @@ static int compile(const char *p, size_t plen, gprog_t *g)
         }
         g->n++;
     }
+    /* A star with only stars after it: universal (the end itself is not: only the empty
+     * continuation is accepted there). No empty class left: feasible. */
+    memset(g->universal, 0, sizeof g->universal);
+    memset(g->feasible, 0, sizeof g->feasible);
+    bool uni = true, feas = true;
+    set_add(g->feasible, (unsigned)g->n);
+    for (size_t i = g->n; i-- > 0;) {
+        const gtok_t *t = &g->tok[i];
+        uni = uni && t->star;
+        feas = feas && (t->star || t->set[0] || t->set[1] || t->set[2] || t->set[3]);
+        if (uni) set_add(g->universal, (unsigned)i);
+        if (feas) set_add(g->feasible, (unsigned)i);
+    }
     return 0;
+}
+
+static bool any_of(const uint64_t *s, const uint64_t *mask)
+{
+    for (int w = 0; w < WORDS; w++)
+        if (s[w] & mask[w]) return true;
+    return false;
 }
 
 static void closure(const gprog_t *g, uint64_t *s)
@@ -267,6 +289,16 @@ typedef enum { Q_CONTAINS, Q_INTERSECTS } query_t;
 
 /* Explores reachable pairs (state of a, state of b) while b is alive. Q_CONTAINS looks
  * for a pair where b accepts and a does not; Q_INTERSECTS for one where both accept. */
+static uint32_t pair_hash(const gpair_t *p)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (int w = 0; w < WORDS; w++) {
+        h ^= p->a[w] + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+        h ^= p->b[w] + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    }
+    return (uint32_t)(h ^ h >> 32);
+}
+
 static int explore(const gprog_t *a, const gprog_t *b, query_t q)
 {
     unsigned char reps[256];
@@ -296,12 +328,29 @@ static int explore(const gprog_t *a, const gprog_t *b, query_t q)
             result = 1;
             goto Exit;
         }
+        /* Shortcuts: where a accepts every continuation, b has no counterexample left
+         * (contains) and shares whatever b can still reach (intersects). */
+        if (q == Q_CONTAINS && !any_of(cur.a, a->feasible) && any_of(cur.b, b->feasible)) {
+            result = 0; /* a can no longer accept; b still can: a counterexample exists */
+            goto Exit;
+        }
+        if (any_of(cur.a, a->universal)) {
+            if (q == Q_CONTAINS) continue;
+            if (any_of(cur.b, b->feasible)) {
+                result = 1;
+                goto Exit;
+            }
+        }
+        if (q == Q_INTERSECTS && any_of(cur.b, b->universal) && any_of(cur.a, a->feasible)) {
+            result = 1;
+            goto Exit;
+        }
         for (int r = 0; r < nreps; r++) {
             gpair_t nx;
             bool live_a = step(a, cur.a, reps[r], nx.a);
             if (!step(b, cur.b, reps[r], nx.b)) continue; /* b is dead: nothing to find */
             if (q == Q_INTERSECTS && !live_a) continue;
-            uint32_t h = gw_hash((const char *)&nx, sizeof nx);
+            uint32_t h = pair_hash(&nx);
             size_t slot = h & (hcap - 1);
             bool dup = false;
             for (; hash[slot]; slot = (slot + 1) & (hcap - 1))
@@ -323,7 +372,7 @@ static int explore(const gprog_t *a, const gprog_t *b, query_t q)
                 uint32_t *nh = calloc(ncap, sizeof *nh);
                 if (!nh) goto Budget;
                 for (size_t i = 0; i < len; i++) {
-                    size_t sl = gw_hash((const char *)&queue[i], sizeof queue[i]) & (ncap - 1);
+                    size_t sl = pair_hash(&queue[i]) & (ncap - 1);
                     while (nh[sl]) sl = (sl + 1) & (ncap - 1);
                     nh[sl] = (uint32_t)(i + 1);
                 }

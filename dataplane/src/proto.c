@@ -44,9 +44,23 @@ bool gw_channel_valid(const char *s, size_t len, const char **why)
         }
         i += n;
     }
-    if (gw_glob_is_pattern(s, len) && !gw_glob_well_formed(s, len)) {
-        *why = "pattern is malformed (unclosed '[' or trailing '\\')";
-        return false;
+    if (gw_glob_is_pattern(s, len)) {
+        if (!gw_glob_well_formed(s, len)) {
+            *why = "pattern is malformed (unclosed '[' or trailing '\\')";
+            return false;
+        }
+        /* Bounds the cost of the ACL's glob algebra for any pattern a client sends. */
+        size_t wild = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (s[i] == '\\')
+                i++;
+            else if (s[i] == '*' || s[i] == '?' || s[i] == '[')
+                wild++;
+        }
+        if (wild > GW_PATTERN_WILDCARDS_MAX) {
+            *why = "pattern has more than 8 wildcards (*, ? or [...])";
+            return false;
+        }
     }
     return true;
 }

@@ -14,8 +14,9 @@
 
 #include "msg.h"
 
-#define GW_CHANNEL_MAX 256 /* bytes */
-#define GW_ID_MAX      128 /* bytes of the JSON text of "id" */
+#define GW_CHANNEL_MAX           256 /* bytes */
+#define GW_ID_MAX                128 /* bytes of the JSON text of "id" */
+#define GW_PATTERN_WILDCARDS_MAX 8   /* `*`, `?` and `[...]` in one pattern */
 
 typedef enum {
     GW_E_BAD_REQUEST = 0,

@@ -329,6 +329,8 @@ static void take_credentials(struct lws *wsi, pss_t *pss)
     int n = lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 7 && !strncasecmp(buf, "Bearer ", 7))
         pss->token = dup_credential(buf + 7, (size_t)n - 7);
+    else if (n < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+        pss->token = gw_xstrdup(""); /* too long to be ours: fails as malformed, not silently */
     n = lws_hdr_custom_copy(wsi, buf, sizeof buf, "x-api-key:", 10);
     if (n > 0) pss->api_key = dup_credential(buf, (size_t)n);
     const char *v;

@@ -274,6 +274,12 @@ class Gateway:
         assert "ERROR: AddressSanitizer" not in text and "runtime error:" not in text, text[-4000:]
 
 
+class UpgradeRefused(ConnectionError):
+    def __init__(self, status, head):
+        super().__init__("upgrade refused with HTTP %s: %r" % (status, head))
+        self.status = status
+
+
 class WsClosed(Exception):
     def __init__(self, code, reason):
         super().__init__("closed %s %s" % (code, reason))
@@ -315,7 +321,7 @@ class WsClient:
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
         self.status = int(head.split(b" ")[1])
         if self.status != 101:
-            raise ConnectionError("upgrade refused: %r" % head)
+            raise UpgradeRefused(self.status, head)
 
     def send_frame(self, opcode, payload, fin=True):
         if isinstance(payload, str):

@@ -38,6 +38,7 @@ BAD = [
     ({"type": "subscribe", "channels": ["a\x7fb"]}, "invalid_channel", None),
     ({"type": "subscribe", "channels": ["market:[abc"]}, "invalid_channel", None),
     ({"type": "subscribe", "channels": ["p*\\"]}, "invalid_channel", None),
+    ({"type": "subscribe", "channels": ["*a*b*c*d*e*f*g*h?"]}, "invalid_channel", None),
     ({"type": "unsubscribe", "channels": ["ok", "x" * 300]}, "invalid_channel", None),
     ({"type": "subscribe", "channels": ["c%d" % i for i in range(101)]}, "bad_request", None),
     ({"type": "ping", "id": {"nested": 1}}, "bad_request", None),

@@ -102,6 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p += len + 1;
     }
 
+    if (s->auth == GW_SESS_PENDING && s->nsubs) abort(); /* subscribed without auth */
     for (uint32_t i = 0; i < s->qlen; i++) {
         gw_msg_t *m = s->q[(s->qhead + i) & (s->qcap - 1)].m;
         char text[8192 + 32];
