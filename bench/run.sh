@@ -25,7 +25,7 @@ pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 start_gw() {
-  LOG_LEVEL=warn REDIS_URL="redis://127.0.0.1:$RPORT" BIND_ADDRESS=127.0.0.1 \
+  LOG_LEVEL=warn DEFAULT_ROLE=internal MAX_CONNECTIONS_PER_IP=100000 REDIS_URL="redis://127.0.0.1:$RPORT" BIND_ADDRESS=127.0.0.1 \
     REDIS_WS_GATEWAY_PORT=$GPORT taskset -c 0 ./build/bin/wsgw &
   GW=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$GPORT/health" >/dev/null && break; sleep 0.1; done

@@ -103,7 +103,9 @@ static const opt_t options[] = {
     {"max-connections", "MAX_CONNECTIONS", OPT_INT, OFF(max_connections), "100000", 1, 10000000,
      NULL, 0, "WebSocket connections per node (beyond: HTTP 503)"},
     {"max-connections-per-ip", "MAX_CONNECTIONS_PER_IP", OPT_INT, OFF(max_connections_per_ip),
-     "1000", 1, 10000000, NULL, 0, "WebSocket connections per client IP (beyond: HTTP 429)"},
+     "10000", 1, 10000000, NULL, 0,
+     "WebSocket connections per peer IP (beyond: HTTP 429); behind a proxy, every client "
+     "has the proxy's IP"},
     {"stats-token", "STATS_TOKEN", OPT_STR, OFF(stats_token), "", 0, 0, NULL, OPT_SECRET,
      "bearer token required by /health and /stats (unset: open)"},
     {"log-level", "LOG_LEVEL", OPT_ENUM, OFF(log_level), "info", 0, 0, level_choices, 0,
@@ -314,7 +316,9 @@ void gw_config_print_doc(FILE *f)
         const opt_t *o = &options[i];
         char bounds[96];
         describe_bounds(o, bounds, sizeof bounds);
-        fprintf(f, "| `%s` | `--%s` | `%s` | %s | %s |\n", o->env, o->flag, o->def,
-                bounds[0] ? bounds : "", o->help);
+        fprintf(f, "| `%s` | `--%s` | `%s` | ", o->env, o->flag, o->def);
+        for (const char *c = bounds; *c; c++) /* a bare | would split the table cell */
+            fputs(*c == '|' ? "\\|" : (char[]){*c, 0}, f);
+        fprintf(f, " | %s |\n", o->help);
     }
 }

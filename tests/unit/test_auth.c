@@ -27,7 +27,9 @@ static char *pem_of(EVP_PKEY *k, bool priv)
         PEM_write_bio_PUBKEY(b, k);
     char *data;
     long n = BIO_get_mem_data(b, &data);
-    char *out = strndup(data, (size_t)n);
+    char *out = malloc((size_t)n + 1); /* BIO data is not NUL-terminated */
+    memcpy(out, data, (size_t)n);
+    out[n] = '\0';
     BIO_free(b);
     return out;
 }
