@@ -207,18 +207,12 @@ Exit:
 
 gw_roles_t *gw_roles_load(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open '%s'", path);
-        return NULL;
-    }
     gw_buf_t b = GW_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (4u << 20))
-        gw_buf_append(&b, chunk, n);
-    fclose(f);
-    gw_roles_t *t = gw_roles_parse(b.data ? b.data : "", b.len, err, errlen);
+    gw_roles_t *t = NULL;
+    if (gw_buf_read_file(&b, path, 4u << 20) < 0)
+        snprintf(err, errlen, "cannot read '%s' (or larger than 4 MiB)", path);
+    else
+        t = gw_roles_parse(b.data, b.len, err, errlen);
     gw_buf_free(&b);
     return t;
 }

@@ -68,28 +68,17 @@ void gw_auth_put_key(gw_auth_t *a, const gw_apikey_t *k)
     a->keys[a->nkeys++] = *k;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    gw_buf_t b = GW_BUF_INIT;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
-        gw_buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return b.data ? b.data : gw_xstrdup("");
-}
-
 /* The public key decides the one asymmetric algorithm we accept. */
 static int load_public_key(gw_auth_t *a, const char *path, char *err, size_t errlen)
 {
-    a->pem = read_file(path, &a->pem_len);
-    if (!a->pem) {
+    gw_buf_t b = GW_BUF_INIT;
+    if (gw_buf_read_file(&b, path, 1u << 20) < 0) {
+        gw_buf_free(&b);
         snprintf(err, errlen, "invalid JWT_PUBLIC_KEY_FILE: cannot read '%s'", path);
         return -1;
     }
+    a->pem = b.data;
+    a->pem_len = b.len;
     BIO *bio = BIO_new_mem_buf(a->pem, (int)a->pem_len);
     EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);

@@ -86,6 +86,20 @@ void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+int gw_buf_read_file(gw_buf_t *b, const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char chunk[4096];
+    size_t n, start = b->len;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b->len - start <= max)
+        gw_buf_append(b, chunk, n);
+    fclose(f);
+    gw_buf_reserve(b, 0); /* always NUL-terminated, even when empty */
+    b->data[b->len] = '\0';
+    return b->len - start > max ? -1 : 0;
+}
+
 size_t gw_u64toa(uint64_t v, char *out)
 {
     char tmp[20];

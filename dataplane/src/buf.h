@@ -35,6 +35,10 @@ void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 void gw_buf_u64(gw_buf_t *b, uint64_t v);
 void gw_buf_free(gw_buf_t *b);
 
+/* Appends the contents of a file, at most max bytes. Returns 0, or -1 when it cannot be
+ * opened or is larger than max. */
+int gw_buf_read_file(gw_buf_t *b, const char *path, size_t max);
+
 /* FNV-1a. */
 uint32_t gw_hash(const char *s, size_t n);
 
