@@ -260,4 +260,4 @@ def test_help_lists_every_setting_and_docs_in_sync():
                          timeout=10).stdout
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "..", "..", "docs", "CONFIG.md")) as f:
-        assert f.read() == doc, "docs/CONFIG.md is stale: run wsgw --config-doc > docs/CONFIG.md"
+        assert doc in f.read(), "docs/CONFIG.md is stale: paste in the output of wsgw --config-doc"

@@ -1,0 +1,47 @@
+/* opts.h - settings defined once as a table: name, environment variable, --flag, type,
+ * default, bounds and help. Loading (default < environment < flag), `--help` and the
+ * Markdown docs are all generated from the table, for every program of the project.
+ *
+ * Strings stored by the engine are owned by the config struct; gw_opts_free() frees
+ * them. Settings marked GW_OPT_SECRET are never echoed, not even in error messages.
+ */
+#ifndef GW_OPTS_H
+#define GW_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum { GW_OPT_INT, GW_OPT_BOOL, GW_OPT_STR, GW_OPT_ENUM } gw_opt_type_t;
+
+#define GW_OPT_SECRET 1u
+
+typedef struct {
+    const char *flag; /* --flag */
+    const char *env;
+    gw_opt_type_t type;
+    size_t off; /* offsetof() in the config struct: long, bool, char * or int (enum) */
+    const char *def;
+    long min, max;
+    const char *const *choices; /* GW_OPT_ENUM: NULL-terminated; the index is stored */
+    unsigned flags;
+    const char *help;
+} gw_opt_t;
+
+typedef struct {
+    const char *prog;    /* program name for usage lines and errors */
+    const char *summary; /* one paragraph for --help */
+    const gw_opt_t *opts;
+    size_t n;
+} gw_opts_spec_t;
+
+/* Fills cfg (zeroed first) from defaults, the environment, then argv. Returns 0, 1 when
+ * the caller should exit 0 (--help / --config-doc printed), or -1 with a one-line error
+ * naming the setting in err. Arguments not starting with "--" are errors. */
+int gw_opts_load(const gw_opts_spec_t *spec, void *cfg, int argc, char **argv, char *err,
+                 size_t errlen);
+void gw_opts_free(const gw_opts_spec_t *spec, void *cfg);
+void gw_opts_print_help(const gw_opts_spec_t *spec, FILE *f);
+void gw_opts_print_doc(const gw_opts_spec_t *spec, FILE *f);
+
+#endif
