@@ -7,6 +7,8 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libwebsockets-dev libhiredis-dev libjansson-dev libjwt-dev libuv1-dev libssl-dev
   libcmocka-dev redis-server redis-tools libwebsockets-evlib-uv
+  libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler protobuf-compiler-grpc
+  python3-grpcio python3-protobuf
   python3 python3-pytest python3-jwt python3-cryptography openssl curl docker-compose
 )
 [ "${WSGW_DEPS_EXTRA:-}" ] && read -r -a extra <<<"$WSGW_DEPS_EXTRA" && PKGS+=("${extra[@]}")

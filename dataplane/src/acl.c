@@ -63,7 +63,7 @@ gw_roles_t *gw_roles_default(void)
     return t;
 }
 
-static bool name_ok(const char *s)
+bool gw_role_name_valid(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > GW_ROLE_NAME_MAX) return false;
@@ -141,7 +141,7 @@ static int parse_role(json_t *o, size_t idx, gw_role_t *r, char *err, size_t err
         }
     }
     json_t *name = json_object_get(o, "name");
-    if (!json_is_string(name) || !name_ok(json_string_value(name))) {
+    if (!json_is_string(name) || !gw_role_name_valid(json_string_value(name))) {
         snprintf(err, errlen, "roles[%zu].name must be 1-64 characters of [A-Za-z0-9_.-]", idx);
         return -1;
     }

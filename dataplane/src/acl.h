@@ -60,6 +60,9 @@ gw_roles_t *gw_roles_default(void);
 gw_roles_t *gw_roles_parse(const char *text, size_t len, char *err, size_t errlen);
 gw_roles_t *gw_roles_load(const char *path, char *err, size_t errlen);
 
+/* 1-64 characters of [A-Za-z0-9_.-]. */
+bool gw_role_name_valid(const char *s);
+
 const gw_role_t *gw_roles_find(const gw_roles_t *r, const char *name);
 gw_roles_t *gw_roles_ref(gw_roles_t *r);
 void gw_roles_unref(gw_roles_t *r);
