@@ -150,6 +150,18 @@ void cp_state_free(cp_state_t *s)
     free(s);
 }
 
+cp_state_t *cp_state_clone(const cp_state_t *s)
+{
+    cp_state_t *c = gw_xcalloc(1, sizeof *c);
+    c->snap = pb_copy(&wsgw__control__v1__snapshot__descriptor, s->snap);
+    return c;
+}
+
+const cp_snapshot_msg_t *cp_state_snapshot(const cp_state_t *s)
+{
+    return s->snap;
+}
+
 uint64_t cp_state_version(const cp_state_t *s)
 {
     return s->snap->version;

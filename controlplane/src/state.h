@@ -41,6 +41,12 @@ int cp_state_save(const cp_state_t *s, const char *path, char *err, size_t errle
 
 void cp_state_free(cp_state_t *s);
 
+/* A deep copy: mutate the copy, persist it, then swap, so a failed save changes nothing. */
+cp_state_t *cp_state_clone(const cp_state_t *s);
+
+/* Read-only view of the whole state. Valid until the next mutation or free. */
+const cp_snapshot_msg_t *cp_state_snapshot(const cp_state_t *s);
+
 uint64_t cp_state_version(const cp_state_t *s);
 const char *cp_state_epoch(const cp_state_t *s);
 

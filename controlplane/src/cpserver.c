@@ -1,0 +1,998 @@
+#include "cpserver.h"
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/time.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "buf.h"
+#include "fleet.h"
+#include "log.h"
+#include "pb.h"
+
+#define SUBSYS "control"
+#define PKG    "/wsgw.control.v1."
+
+typedef enum {
+    T_UNARY_NEW,
+    T_UNARY_DONE,
+    T_GENERIC_NEW,
+    T_GENERIC_DONE,
+    T_STREAM_NEW,
+    T_STREAM_RECV,
+    T_STREAM_SEND,
+    T_STREAM_CLOSE,
+    T_STREAM_STATUS,
+    T_SHUTDOWN,
+} tag_kind_t;
+
+typedef struct {
+    tag_kind_t kind;
+    void *obj;
+} tag_t;
+
+typedef grpc_status_code (*handler_fn)(cp_server_t *s, const ProtobufCMessage *req,
+                                       grpc_byte_buffer **reply, char *detail, size_t dlen);
+
+typedef struct {
+    const char *path;
+    const ProtobufCMessageDescriptor *req;
+    handler_fn fn;
+    void *registered;
+} method_t;
+
+typedef struct {
+    tag_t t_new, t_done;
+    cp_server_t *srv;
+    method_t *m;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload, *reply;
+    grpc_slice details;
+    int cancelled;
+} ucall_t;
+
+typedef struct {
+    tag_t t_new, t_done;
+    cp_server_t *srv;
+    grpc_server *gs;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    grpc_slice status;
+    int cancelled;
+} gcall_t;
+
+typedef struct stream {
+    tag_t t_new, t_recv, t_send, t_close, t_status;
+    cp_server_t *srv;
+    struct stream *next, *prev;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *recv_buf, *send_buf;
+    grpc_slice status_details;
+    int pending, cancelled;
+    bool md_sent, send_busy, status_sent, closed, ending;
+    grpc_status_code end_code;
+    cp_node_t *node;
+} stream_t;
+
+struct cp_server {
+    cp_server_opts_t o;
+    cp_state_t *state;
+    cp_fleet_t fleet;
+    grpc_completion_queue *cq;
+    grpc_server *node_srv, *admin_srv;
+    void *reg_connect;
+    int node_port, admin_port;
+    unsigned char admin_hash[32], node_hash[32];
+    stream_t *streams;
+    long live; /* calls and requests not yet freed */
+    tag_t t_shutdown;
+    int shutdowns_pending;
+    volatile sig_atomic_t stop_requested;
+    bool stopping, cq_shut;
+    int64_t stop_at_ms, push_due_ms, dirty_since_ms;
+    uint64_t nonce_counter;
+};
+
+static method_t admin_methods[];
+static const size_t n_admin_methods;
+
+static int64_t mono_ms(void)
+{
+    gpr_timespec t = gpr_now(GPR_CLOCK_MONOTONIC);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*------------------------------------------------------------------------------
+ * Unary (Admin) calls */
+
+static void request_unary(cp_server_t *s, method_t *m)
+{
+    ucall_t *u = gw_xcalloc(1, sizeof *u);
+    u->srv = s;
+    u->m = m;
+    u->t_new = (tag_t){T_UNARY_NEW, u};
+    u->t_done = (tag_t){T_UNARY_DONE, u};
+    grpc_metadata_array_init(&u->md);
+    u->details = grpc_empty_slice();
+    if (grpc_server_request_registered_call(s->admin_srv, m->registered, &u->call, &u->deadline,
+                                            &u->md, &u->payload, s->cq, s->cq,
+                                            &u->t_new) != GRPC_CALL_OK) {
+        grpc_metadata_array_destroy(&u->md);
+        free(u);
+        return;
+    }
+    s->live++;
+}
+
+static void unary_free(ucall_t *u)
+{
+    if (u->reply) grpc_byte_buffer_destroy(u->reply);
+    if (u->payload) grpc_byte_buffer_destroy(u->payload);
+    grpc_metadata_array_destroy(&u->md);
+    grpc_slice_unref(u->details);
+    if (u->call) grpc_call_unref(u->call);
+    u->srv->live--;
+    free(u);
+}
+
+static grpc_status_code check_token(const grpc_metadata_array *md, const unsigned char hash[32],
+                                    char *detail, size_t dlen)
+{
+    switch (pb_check_bearer(md, hash)) {
+    case PB_AUTH_OK: return GRPC_STATUS_OK;
+    case PB_AUTH_MISSING:
+        snprintf(detail, dlen, "missing 'authorization: Bearer <token>' metadata");
+        return GRPC_STATUS_UNAUTHENTICATED;
+    default: snprintf(detail, dlen, "token refused"); return GRPC_STATUS_PERMISSION_DENIED;
+    }
+}
+
+static void on_unary_new(ucall_t *u, bool ok)
+{
+    cp_server_t *s = u->srv;
+    if (!ok) {
+        unary_free(u);
+        return;
+    }
+    if (!s->stopping) request_unary(s, u->m);
+
+    char detail[512] = "";
+    grpc_status_code code = check_token(&u->md, s->admin_hash, detail, sizeof detail);
+    if (code == GRPC_STATUS_OK) {
+        ProtobufCMessage *req = pb_from_bb(u->m->req, u->payload);
+        if (!req) {
+            code = GRPC_STATUS_INVALID_ARGUMENT;
+            snprintf(detail, sizeof detail, "request does not decode as %s", u->m->req->name);
+        } else {
+            code = u->m->fn(s, req, &u->reply, detail, sizeof detail);
+            protobuf_c_message_free_unpacked(req, NULL);
+        }
+    }
+    if (code != GRPC_STATUS_OK)
+        GW_LOG(GW_LOG_INFO, SUBSYS, "admin_refused", "method=%s code=%d detail=\"%s\"", u->m->path,
+               code, detail);
+    grpc_slice_unref(u->details);
+    u->details = grpc_slice_from_copied_string(detail);
+    grpc_op ops[4];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (code == GRPC_STATUS_OK && u->reply) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = u->reply;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n++].data.send_status_from_server.status_details = &u->details;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n++].data.recv_close_on_server.cancelled = &u->cancelled;
+    if (grpc_call_start_batch(u->call, ops, n, &u->t_done, NULL) != GRPC_CALL_OK) unary_free(u);
+}
+
+/*------------------------------------------------------------------------------
+ * Unknown methods: UNIMPLEMENTED at once instead of hanging until the deadline */
+
+static void request_generic(cp_server_t *s, grpc_server *gs)
+{
+    gcall_t *g = gw_xcalloc(1, sizeof *g);
+    g->srv = s;
+    g->gs = gs;
+    g->t_new = (tag_t){T_GENERIC_NEW, g};
+    g->t_done = (tag_t){T_GENERIC_DONE, g};
+    grpc_call_details_init(&g->details);
+    grpc_metadata_array_init(&g->md);
+    g->status = grpc_slice_from_static_string("unknown method");
+    if (grpc_server_request_call(gs, &g->call, &g->details, &g->md, s->cq, s->cq, &g->t_new) !=
+        GRPC_CALL_OK) {
+        grpc_call_details_destroy(&g->details);
+        grpc_metadata_array_destroy(&g->md);
+        free(g);
+        return;
+    }
+    s->live++;
+}
+
+static void generic_free(gcall_t *g)
+{
+    grpc_call_details_destroy(&g->details);
+    grpc_metadata_array_destroy(&g->md);
+    if (g->call) grpc_call_unref(g->call);
+    g->srv->live--;
+    free(g);
+}
+
+static void on_generic_new(gcall_t *g, bool ok)
+{
+    if (!ok) {
+        generic_free(g);
+        return;
+    }
+    if (!g->srv->stopping) request_generic(g->srv, g->gs);
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[1].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
+    ops[1].data.send_status_from_server.status_details = &g->status;
+    ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[2].data.recv_close_on_server.cancelled = &g->cancelled;
+    if (grpc_call_start_batch(g->call, ops, 3, &g->t_done, NULL) != GRPC_CALL_OK) generic_free(g);
+}
+
+/*------------------------------------------------------------------------------
+ * ControlPlane.Connect: one stream per data plane */
+
+static void request_stream(cp_server_t *s)
+{
+    stream_t *st = gw_xcalloc(1, sizeof *st);
+    st->srv = s;
+    st->t_new = (tag_t){T_STREAM_NEW, st};
+    st->t_recv = (tag_t){T_STREAM_RECV, st};
+    st->t_send = (tag_t){T_STREAM_SEND, st};
+    st->t_close = (tag_t){T_STREAM_CLOSE, st};
+    st->t_status = (tag_t){T_STREAM_STATUS, st};
+    st->status_details = grpc_empty_slice();
+    grpc_metadata_array_init(&st->md);
+    if (grpc_server_request_registered_call(s->node_srv, s->reg_connect, &st->call, &st->deadline,
+                                            &st->md, NULL, s->cq, s->cq,
+                                            &st->t_new) != GRPC_CALL_OK) {
+        grpc_metadata_array_destroy(&st->md);
+        free(st);
+        return;
+    }
+    s->live++;
+}
+
+static bool start(stream_t *st, grpc_op *ops, size_t n, tag_t *t)
+{
+    if (grpc_call_start_batch(st->call, ops, n, t, NULL) != GRPC_CALL_OK) return false;
+    st->pending++;
+    return true;
+}
+
+static void stream_maybe_free(stream_t *st)
+{
+    cp_server_t *s = st->srv;
+    if (st->pending) return;
+    if (st->prev)
+        st->prev->next = st->next;
+    else if (s->streams == st)
+        s->streams = st->next;
+    if (st->next) st->next->prev = st->prev;
+    cp_fleet_detach(&s->fleet, st->node, st);
+    if (st->recv_buf) grpc_byte_buffer_destroy(st->recv_buf);
+    if (st->send_buf) grpc_byte_buffer_destroy(st->send_buf);
+    grpc_metadata_array_destroy(&st->md);
+    grpc_slice_unref(st->status_details);
+    grpc_call_unref(st->call);
+    s->live--;
+    free(st);
+}
+
+/* Ends the stream with a status once no message is in flight. */
+static void stream_end(stream_t *st, grpc_status_code code, const char *detail)
+{
+    if (st->status_sent || st->closed) return;
+    if (!st->ending) {
+        st->ending = true;
+        st->end_code = code;
+        grpc_slice_unref(st->status_details);
+        st->status_details = grpc_slice_from_copied_string(detail);
+    }
+    if (st->send_busy) return;
+    grpc_op ops[2];
+    size_t n = 0;
+    memset(ops, 0, sizeof ops);
+    if (!st->md_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = st->end_code;
+    ops[n++].data.send_status_from_server.status_details = &st->status_details;
+    st->md_sent = true;
+    if (start(st, ops, n, &st->t_status)) st->status_sent = true;
+}
+
+/* Sends the current snapshot unless the node has it, was just sent it, or refused this
+ * very version (no resend loop: it gets the next one). One message in flight at most. */
+static void stream_maybe_send(stream_t *st)
+{
+    cp_server_t *s = st->srv;
+    cp_node_t *n = st->node;
+    if (!n || st->send_busy || st->ending || st->closed) return;
+    uint64_t v = cp_state_version(s->state);
+    if (n->sent_version == v || n->nacked_version == v) return;
+    if (n->acked_version == v && n->acked_epoch &&
+        !strcmp(n->acked_epoch, cp_state_epoch(s->state))) {
+        n->sent_version = v; /* it told us in its hello that it holds this */
+        return;
+    }
+    Wsgw__Control__V1__SnapshotPush push = WSGW__CONTROL__V1__SNAPSHOT_PUSH__INIT;
+    Wsgw__Control__V1__ControlMessage cm = WSGW__CONTROL__V1__CONTROL_MESSAGE__INIT;
+    snprintf(n->nonce, sizeof n->nonce, "%llx", (unsigned long long)++s->nonce_counter);
+    push.snapshot = (cp_snapshot_msg_t *)cp_state_snapshot(s->state);
+    push.nonce = n->nonce;
+    cm.msg_case = WSGW__CONTROL__V1__CONTROL_MESSAGE__MSG_PUSH;
+    cm.push = &push;
+    st->send_buf = pb_to_bb(&cm.base);
+    grpc_op ops[2];
+    size_t k = 0;
+    memset(ops, 0, sizeof ops);
+    if (!st->md_sent) ops[k++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[k].op = GRPC_OP_SEND_MESSAGE;
+    ops[k++].data.send_message.send_message = st->send_buf;
+    if (!start(st, ops, k, &st->t_send)) {
+        grpc_byte_buffer_destroy(st->send_buf);
+        st->send_buf = NULL;
+        return;
+    }
+    st->md_sent = true;
+    st->send_busy = true;
+    n->sent_version = v;
+    GW_LOG(GW_LOG_INFO, SUBSYS, "push", "node=%s version=%llu", n->node_id, (unsigned long long)v);
+}
+
+static void arm_recv(stream_t *st)
+{
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &st->recv_buf;
+    start(st, &op, 1, &st->t_recv);
+}
+
+static void on_stream_new(stream_t *st, bool ok)
+{
+    cp_server_t *s = st->srv;
+    if (!ok) {
+        grpc_metadata_array_destroy(&st->md);
+        s->live--;
+        free(st);
+        return;
+    }
+    if (!s->stopping) request_stream(s);
+    st->next = s->streams;
+    if (st->next) st->next->prev = st;
+    s->streams = st;
+
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &st->cancelled;
+    start(st, &op, 1, &st->t_close); /* the one reliable "peer went away" signal */
+
+    char detail[256];
+    grpc_status_code code = check_token(&st->md, s->node_hash, detail, sizeof detail);
+    if (code != GRPC_STATUS_OK) {
+        GW_LOG(GW_LOG_WARN, SUBSYS, "node_refused", "detail=\"%s\"", detail);
+        stream_end(st, code, detail);
+        return;
+    }
+    arm_recv(st);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? gw_xstrdup(s) : NULL;
+}
+
+static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
+{
+    cp_server_t *s = st->srv;
+    cp_node_t *n = st->node;
+    if (!n && m->msg_case != WSGW__CONTROL__V1__NODE_MESSAGE__MSG_HELLO) {
+        stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "the first message must be a hello");
+        return;
+    }
+    switch (m->msg_case) {
+    case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_HELLO: {
+        Wsgw__Control__V1__NodeHello *h = m->hello;
+        if (n || !h->node_id[0] || strlen(h->node_id) > 256) {
+            stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "hello: node_id required, sent once");
+            return;
+        }
+        n = st->node = cp_fleet_attach(&s->fleet, h->node_id, st, wall_ms());
+        free(n->address);
+        free(n->build);
+        free(n->acked_epoch);
+        n->address = dup_or_null(h->address);
+        n->build = dup_or_null(h->build_version);
+        n->acked_version = h->config_version;
+        n->acked_epoch = dup_or_null(h->config_epoch);
+        GW_LOG(GW_LOG_NOTICE, SUBSYS, "node_connected", "node=%s address=%s holds=%llu", n->node_id,
+               n->address, (unsigned long long)h->config_version);
+        break;
+    }
+    case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_ACK:
+        if (strcmp(m->ack->nonce, n->nonce)) break; /* an answer to an older push */
+        n->acked_version = m->ack->version;
+        free(n->acked_epoch);
+        n->acked_epoch = gw_xstrdup(cp_state_epoch(s->state));
+        free(n->error);
+        n->error = NULL;
+        break;
+    case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_NACK:
+        if (strcmp(m->nack->nonce, n->nonce)) break;
+        n->nacked_version = m->nack->rejected_version ? m->nack->rejected_version : n->sent_version;
+        free(n->error);
+        n->error = gw_xstrndup(m->nack->error_detail, strnlen(m->nack->error_detail, 1024));
+        GW_LOG(GW_LOG_WARN, SUBSYS, "node_nack", "node=%s version=%llu error=\"%s\"", n->node_id,
+               (unsigned long long)n->nacked_version, n->error);
+        break;
+    case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_STATS:
+        if (n->stats) protobuf_c_message_free_unpacked(&n->stats->base, NULL);
+        n->stats = m->stats; /* keep it: take it out of the message before freeing that */
+        m->stats = NULL;
+        m->msg_case = WSGW__CONTROL__V1__NODE_MESSAGE__MSG__NOT_SET;
+        n->last_report_ms = wall_ms();
+        break;
+    default: stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "empty message"); return;
+    }
+    stream_maybe_send(st);
+}
+
+static void on_stream_recv(stream_t *st, bool ok)
+{
+    st->pending--;
+    grpc_byte_buffer *bb = st->recv_buf;
+    st->recv_buf = NULL;
+    if (!ok || !bb) { /* half-close or broken: either way this stream is done */
+        if (bb) grpc_byte_buffer_destroy(bb);
+        stream_end(st, GRPC_STATUS_OK, "");
+        stream_maybe_free(st);
+        return;
+    }
+    Wsgw__Control__V1__NodeMessage *m = (Wsgw__Control__V1__NodeMessage *)pb_from_bb(
+        &wsgw__control__v1__node_message__descriptor, bb);
+    grpc_byte_buffer_destroy(bb);
+    if (!m) {
+        stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "message does not decode");
+    } else {
+        handle_node_message(st, m);
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        if (!st->ending && !st->closed) arm_recv(st);
+    }
+    stream_maybe_free(st);
+}
+
+static void on_stream_send(stream_t *st, bool ok)
+{
+    st->pending--;
+    grpc_byte_buffer_destroy(st->send_buf);
+    st->send_buf = NULL;
+    st->send_busy = false;
+    if (ok && st->ending)
+        stream_end(st, st->end_code, "");
+    else if (ok)
+        stream_maybe_send(st);
+    stream_maybe_free(st);
+}
+
+static void on_stream_close(stream_t *st)
+{
+    st->pending--;
+    st->closed = true;
+    if (st->node) {
+        GW_LOG(GW_LOG_NOTICE, SUBSYS, "node_gone", "node=%s", st->node->node_id);
+        cp_fleet_detach(&st->srv->fleet, st->node, st);
+        st->node = NULL;
+    }
+    stream_maybe_free(st);
+}
+
+/*------------------------------------------------------------------------------
+ * Pushing changes: debounced, capped */
+
+static void schedule_push(cp_server_t *s)
+{
+    int64_t now = mono_ms();
+    if (!s->dirty_since_ms) s->dirty_since_ms = now;
+    int64_t due = now + s->o.debounce_ms, cap = s->dirty_since_ms + s->o.debounce_max_ms;
+    s->push_due_ms = due < cap ? due : cap;
+}
+
+static void push_all(cp_server_t *s)
+{
+    s->push_due_ms = s->dirty_since_ms = 0;
+    for (stream_t *st = s->streams; st; st = st->next) stream_maybe_send(st);
+}
+
+/*------------------------------------------------------------------------------
+ * Admin handlers */
+
+static grpc_status_code reply_version(cp_server_t *s, grpc_byte_buffer **reply)
+{
+    Wsgw__Control__V1__VersionReply r = WSGW__CONTROL__V1__VERSION_REPLY__INIT;
+    r.version = cp_state_version(s->state);
+    *reply = pb_to_bb(&r.base);
+    return GRPC_STATUS_OK;
+}
+
+/* Applies a mutation made on a copy: persist first, then swap and push. */
+static grpc_status_code commit(cp_server_t *s, cp_state_t *next, int rc, char *detail, size_t dlen)
+{
+    if (rc < 0) {
+        cp_state_free(next);
+        return rc == -2   ? GRPC_STATUS_NOT_FOUND
+               : rc == -3 ? GRPC_STATUS_ALREADY_EXISTS
+                          : GRPC_STATUS_INVALID_ARGUMENT;
+    }
+    if (cp_state_version(next) == cp_state_version(s->state)) {
+        cp_state_free(next);
+        return GRPC_STATUS_OK;
+    }
+    if (cp_state_save(next, s->o.state_path, detail, dlen) < 0) {
+        GW_LOG(GW_LOG_ERROR, SUBSYS, "save_failed", "detail=\"%s\"", detail);
+        cp_state_free(next);
+        return GRPC_STATUS_INTERNAL;
+    }
+    cp_state_free(s->state);
+    s->state = next;
+    GW_LOG(GW_LOG_INFO, SUBSYS, "config_changed", "version=%llu",
+           (unsigned long long)cp_state_version(next));
+    schedule_push(s);
+    return GRPC_STATUS_OK;
+}
+
+#define REQ(type, var) const type *var = (const type *)req
+
+static grpc_status_code h_put_role(cp_server_t *s, const ProtobufCMessage *req,
+                                   grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    REQ(Wsgw__Control__V1__PutRoleRequest, r);
+    cp_state_t *next = cp_state_clone(s->state);
+    grpc_status_code c =
+        commit(s, next, cp_state_put_role(next, r->role, detail, dlen), detail, dlen);
+    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
+}
+
+static const cp_role_msg_t *find_role(cp_server_t *s, const char *name)
+{
+    const cp_snapshot_msg_t *m = cp_state_snapshot(s->state);
+    for (size_t i = 0; i < m->n_roles; i++)
+        if (!strcmp(m->roles[i]->name, name)) return m->roles[i];
+    return NULL;
+}
+
+static grpc_status_code h_get_role(cp_server_t *s, const ProtobufCMessage *req,
+                                   grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    REQ(Wsgw__Control__V1__GetRoleRequest, r);
+    const cp_role_msg_t *role = find_role(s, r->name);
+    if (!role) {
+        snprintf(detail, dlen, "name: no role named '%.64s'", r->name);
+        return GRPC_STATUS_NOT_FOUND;
+    }
+    *reply = pb_to_bb(&role->base);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code h_list_roles(cp_server_t *s, const ProtobufCMessage *req,
+                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    (void)req, (void)detail, (void)dlen;
+    const cp_snapshot_msg_t *m = cp_state_snapshot(s->state);
+    Wsgw__Control__V1__ListRolesReply r = WSGW__CONTROL__V1__LIST_ROLES_REPLY__INIT;
+    r.n_roles = m->n_roles;
+    r.roles = m->roles;
+    *reply = pb_to_bb(&r.base);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code h_delete_role(cp_server_t *s, const ProtobufCMessage *req,
+                                      grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    REQ(Wsgw__Control__V1__DeleteRoleRequest, r);
+    cp_state_t *next = cp_state_clone(s->state);
+    grpc_status_code c =
+        commit(s, next, cp_state_delete_role(next, r->name, detail, dlen), detail, dlen);
+    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
+}
+
+static grpc_status_code h_create_key(cp_server_t *s, const ProtobufCMessage *req,
+                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    REQ(Wsgw__Control__V1__CreateApiKeyRequest, r);
+    char secret[64], id[64];
+    cp_state_t *next = cp_state_clone(s->state);
+    int rc = cp_state_create_key(next, r->role, r->expires_at, r->description, r->id,
+                                 (int64_t)time(NULL), secret, id, detail, dlen);
+    grpc_status_code c = commit(s, next, rc, detail, dlen);
+    if (c != GRPC_STATUS_OK) return c;
+    Wsgw__Control__V1__ApiKey k = WSGW__CONTROL__V1__API_KEY__INIT;
+    k.id = id;
+    k.role = r->role;
+    k.expires_at = r->expires_at;
+    k.created_at = (int64_t)time(NULL);
+    k.description = r->description;
+    Wsgw__Control__V1__CreateApiKeyReply out = WSGW__CONTROL__V1__CREATE_API_KEY_REPLY__INIT;
+    out.key = &k;
+    out.secret = secret;
+    out.version = cp_state_version(s->state);
+    *reply = pb_to_bb(&out.base);
+    memset(secret, 0, sizeof secret);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code h_revoke_key(cp_server_t *s, const ProtobufCMessage *req,
+                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    REQ(Wsgw__Control__V1__RevokeApiKeyRequest, r);
+    cp_state_t *next = cp_state_clone(s->state);
+    grpc_status_code c =
+        commit(s, next, cp_state_revoke_key(next, r->id, detail, dlen), detail, dlen);
+    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
+}
+
+static grpc_status_code h_list_keys(cp_server_t *s, const ProtobufCMessage *req,
+                                    grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    (void)req, (void)detail, (void)dlen;
+    size_t n;
+    uint8_t *packed = cp_state_pack(s->state, false, &n); /* hashes left out */
+    cp_snapshot_msg_t *m = wsgw__control__v1__snapshot__unpack(NULL, n, packed);
+    free(packed);
+    Wsgw__Control__V1__ListApiKeysReply r = WSGW__CONTROL__V1__LIST_API_KEYS_REPLY__INIT;
+    r.n_keys = m->n_api_keys;
+    r.keys = m->api_keys;
+    *reply = pb_to_bb(&r.base);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code h_set_limits(cp_server_t *s, const ProtobufCMessage *req,
+                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    REQ(Wsgw__Control__V1__SetLimitsRequest, r);
+    cp_state_t *next = cp_state_clone(s->state);
+    grpc_status_code c =
+        commit(s, next, cp_state_set_limits(next, r->limits, detail, dlen), detail, dlen);
+    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
+}
+
+static grpc_status_code h_set_auth(cp_server_t *s, const ProtobufCMessage *req,
+                                   grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    REQ(Wsgw__Control__V1__SetAuthConfigRequest, r);
+    cp_state_t *next = cp_state_clone(s->state);
+    grpc_status_code c =
+        commit(s, next, cp_state_set_auth(next, r->auth, detail, dlen), detail, dlen);
+    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
+}
+
+static grpc_status_code h_get_config(cp_server_t *s, const ProtobufCMessage *req,
+                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    (void)req, (void)detail, (void)dlen;
+    size_t n;
+    uint8_t *packed = cp_state_pack(s->state, false, &n);
+    grpc_slice sl = grpc_slice_from_copied_buffer((const char *)packed, n);
+    *reply = grpc_raw_byte_buffer_create(&sl, 1);
+    grpc_slice_unref(sl);
+    free(packed);
+    return GRPC_STATUS_OK;
+}
+
+static grpc_status_code h_list_nodes(cp_server_t *s, const ProtobufCMessage *req,
+                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    (void)req, (void)detail, (void)dlen;
+    size_t count = 0;
+    for (cp_node_t *n = s->fleet.nodes; n; n = n->next) count++;
+    Wsgw__Control__V1__NodeStatus *v = gw_xcalloc(count + 1, sizeof *v);
+    Wsgw__Control__V1__NodeStatus **p = gw_xcalloc(count + 1, sizeof *p);
+    uint64_t version = cp_state_version(s->state);
+    size_t i = 0;
+    for (cp_node_t *n = s->fleet.nodes; n; n = n->next, i++) {
+        wsgw__control__v1__node_status__init(&v[i]);
+        v[i].node_id = n->node_id;
+        v[i].address = n->address ? n->address : "";
+        v[i].build_version = n->build ? n->build : "";
+        v[i].acked_version = n->acked_version;
+        v[i].sent_version = n->sent_version;
+        v[i].sync_status = (char *)cp_fleet_status(&s->fleet, n, version, wall_ms());
+        v[i].error_detail = n->error ? n->error : "";
+        v[i].last_report_unix_ms = n->last_report_ms;
+        v[i].connected_unix_ms = n->connected_ms;
+        p[i] = &v[i];
+    }
+    Wsgw__Control__V1__ListNodesReply r = WSGW__CONTROL__V1__LIST_NODES_REPLY__INIT;
+    r.version = version;
+    r.n_nodes = count;
+    r.nodes = p;
+    *reply = pb_to_bb(&r.base);
+    free(v);
+    free(p);
+    return GRPC_STATUS_OK;
+}
+
+typedef Wsgw__Control__V1__GetClusterStatsReply__TotalsEntry total_t;
+
+static grpc_status_code h_cluster_stats(cp_server_t *s, const ProtobufCMessage *req,
+                                        grpc_byte_buffer **reply, char *detail, size_t dlen)
+{
+    (void)req, (void)detail, (void)dlen;
+    size_t count = 0, ntot = 0, captot = 16;
+    for (cp_node_t *n = s->fleet.nodes; n; n = n->next) count += n->connected && n->stats;
+    Wsgw__Control__V1__NodeCounters *v = gw_xcalloc(count + 1, sizeof *v);
+    Wsgw__Control__V1__NodeCounters **p = gw_xcalloc(count + 1, sizeof *p);
+    total_t *tot = gw_xcalloc(captot, sizeof *tot);
+    size_t i = 0;
+    for (cp_node_t *n = s->fleet.nodes; n; n = n->next) {
+        if (!n->connected || !n->stats) continue;
+        wsgw__control__v1__node_counters__init(&v[i]);
+        v[i].node_id = n->node_id;
+        v[i].time_unix_ms = n->stats->time_unix_ms;
+        v[i].n_counters = n->stats->n_counters;
+        /* Same layout as the stats entries: key, value. */
+        v[i].counters = (Wsgw__Control__V1__NodeCounters__CountersEntry **)n->stats->counters;
+        p[i] = &v[i];
+        i++;
+        for (size_t c = 0; c < n->stats->n_counters; c++) {
+            Wsgw__Control__V1__NodeStats__CountersEntry *e = n->stats->counters[c];
+            size_t t = 0;
+            while (t < ntot && strcmp(tot[t].key, e->key)) t++;
+            if (t == ntot) {
+                if (ntot == captot) tot = gw_xrealloc(tot, (captot *= 2) * sizeof *tot);
+                wsgw__control__v1__get_cluster_stats_reply__totals_entry__init(&tot[ntot]);
+                tot[ntot].key = e->key;
+                ntot++;
+            }
+            tot[t].value += e->value;
+        }
+    }
+    total_t **tp = gw_xcalloc(ntot + 1, sizeof *tp);
+    for (size_t t = 0; t < ntot; t++) tp[t] = &tot[t];
+    Wsgw__Control__V1__GetClusterStatsReply r = WSGW__CONTROL__V1__GET_CLUSTER_STATS_REPLY__INIT;
+    r.n_nodes = count;
+    r.nodes = p;
+    r.n_totals = ntot;
+    r.totals = tp;
+    *reply = pb_to_bb(&r.base);
+    free(v);
+    free(p);
+    free(tot);
+    free(tp);
+    return GRPC_STATUS_OK;
+}
+
+#define M(name, type, fn)                                                                          \
+    {                                                                                              \
+        PKG "Admin/" name, &wsgw__control__v1__##type##__descriptor, fn, NULL                      \
+    }
+static method_t admin_methods[] = {
+    M("PutRole", put_role_request, h_put_role),
+    M("GetRole", get_role_request, h_get_role),
+    M("ListRoles", list_roles_request, h_list_roles),
+    M("DeleteRole", delete_role_request, h_delete_role),
+    M("CreateApiKey", create_api_key_request, h_create_key),
+    M("RevokeApiKey", revoke_api_key_request, h_revoke_key),
+    M("ListApiKeys", list_api_keys_request, h_list_keys),
+    M("SetLimits", set_limits_request, h_set_limits),
+    M("SetAuthConfig", set_auth_config_request, h_set_auth),
+    M("GetConfig", get_config_request, h_get_config),
+    M("ListNodes", list_nodes_request, h_list_nodes),
+    M("GetClusterStats", get_cluster_stats_request, h_cluster_stats),
+};
+static const size_t n_admin_methods = sizeof admin_methods / sizeof admin_methods[0];
+
+/*------------------------------------------------------------------------------
+ * Lifecycle */
+
+static grpc_server_credentials *make_creds(const cp_server_opts_t *o, char *err, size_t errlen)
+{
+    if (!o->tls_cert[0] && !o->tls_key[0]) return grpc_insecure_server_credentials_create();
+    gw_buf_t cert = GW_BUF_INIT, key = GW_BUF_INIT, ca = GW_BUF_INIT;
+    grpc_server_credentials *c = NULL;
+    if (gw_buf_read_file(&cert, o->tls_cert, 1 << 20) < 0 ||
+        gw_buf_read_file(&key, o->tls_key, 1 << 20) < 0 ||
+        (o->tls_client_ca[0] && gw_buf_read_file(&ca, o->tls_client_ca, 1 << 20) < 0)) {
+        snprintf(err, errlen, "cannot read CONTROL_TLS_CERT / CONTROL_TLS_KEY / CLIENT_CA");
+        goto Exit;
+    }
+    grpc_ssl_pem_key_cert_pair pair = {key.data, cert.data};
+    c = grpc_ssl_server_credentials_create_ex(
+        ca.data, &pair, 1,
+        ca.data ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+Exit:
+    if (key.data) memset(key.data, 0, key.len);
+    gw_buf_free(&cert);
+    gw_buf_free(&key);
+    gw_buf_free(&ca);
+    return c;
+}
+
+static grpc_server *make_server(cp_server_t *s, const char *addr, int *port, char *err,
+                                size_t errlen)
+{
+    grpc_arg a[] = {
+        {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIME_MS, {.integer = 30000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_TIMEOUT_MS, {.integer = 10000}},
+        {GRPC_ARG_INTEGER,
+         GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         {.integer = 5000}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 16 << 20}},
+    };
+    grpc_channel_args ca = {sizeof a / sizeof a[0], a};
+    grpc_server *gs = grpc_server_create(&ca, NULL);
+    grpc_server_register_completion_queue(gs, s->cq, NULL);
+    grpc_server_credentials *creds = make_creds(&s->o, err, errlen);
+    if (!creds) {
+        grpc_server_destroy(gs);
+        return NULL;
+    }
+    *port = grpc_server_add_http2_port(gs, addr, creds);
+    grpc_server_credentials_release(creds);
+    if (*port == 0) {
+        snprintf(err, errlen, "cannot listen on %s", addr);
+        grpc_server_destroy(gs);
+        return NULL;
+    }
+    return gs;
+}
+
+cp_server_t *cp_server_new(const cp_server_opts_t *o, cp_state_t *state, char *err, size_t errlen)
+{
+    cp_server_t *s = gw_xcalloc(1, sizeof *s);
+    s->o = *o;
+    s->state = state;
+    s->fleet.report_interval_ms = o->report_interval_ms;
+    s->t_shutdown = (tag_t){T_SHUTDOWN, s};
+    gw_sha256(o->admin_token, strlen(o->admin_token), s->admin_hash);
+    gw_sha256(o->node_token, strlen(o->node_token), s->node_hash);
+    s->cq = grpc_completion_queue_create_for_next(NULL);
+    s->node_srv = make_server(s, o->node_listen, &s->node_port, err, errlen);
+    if (!s->node_srv) goto Error;
+    s->admin_srv = make_server(s, o->admin_listen, &s->admin_port, err, errlen);
+    if (!s->admin_srv) goto Error;
+    s->reg_connect = grpc_server_register_method(s->node_srv, PKG "ControlPlane/Connect", NULL,
+                                                 GRPC_SRM_PAYLOAD_NONE, 0);
+    for (size_t i = 0; i < n_admin_methods; i++)
+        admin_methods[i].registered =
+            grpc_server_register_method(s->admin_srv, admin_methods[i].path, NULL,
+                                        GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    grpc_server_start(s->node_srv);
+    grpc_server_start(s->admin_srv);
+    request_stream(s);
+    request_generic(s, s->node_srv);
+    request_generic(s, s->admin_srv);
+    for (size_t i = 0; i < n_admin_methods; i++) request_unary(s, &admin_methods[i]);
+    return s;
+Error:
+    if (s->node_srv) grpc_server_destroy(s->node_srv);
+    grpc_completion_queue_shutdown(s->cq);
+    while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(s->cq);
+    s->state = NULL; /* the caller still owns it on failure */
+    free(s);
+    return NULL;
+}
+
+int cp_server_node_port(const cp_server_t *s)
+{
+    return s->node_port;
+}
+
+int cp_server_admin_port(const cp_server_t *s)
+{
+    return s->admin_port;
+}
+
+void cp_server_stop(cp_server_t *s)
+{
+    s->stop_requested = 1;
+}
+
+static void begin_shutdown(cp_server_t *s)
+{
+    s->stopping = true;
+    s->stop_at_ms = mono_ms() + 1500;
+    s->shutdowns_pending = 2;
+    grpc_server_shutdown_and_notify(s->node_srv, s->cq, &s->t_shutdown);
+    grpc_server_shutdown_and_notify(s->admin_srv, s->cq, &s->t_shutdown);
+    for (stream_t *st = s->streams; st; st = st->next)
+        stream_end(st, GRPC_STATUS_UNAVAILABLE, "control plane shutting down");
+    GW_LOG(GW_LOG_NOTICE, SUBSYS, "shutting_down", "streams=%s", s->streams ? "open" : "none");
+}
+
+static void dispatch(cp_server_t *s, tag_t *t, bool ok)
+{
+    switch (t->kind) {
+    case T_UNARY_NEW: on_unary_new(t->obj, ok); break;
+    case T_UNARY_DONE: unary_free(t->obj); break;
+    case T_GENERIC_NEW: on_generic_new(t->obj, ok); break;
+    case T_GENERIC_DONE: generic_free(t->obj); break;
+    case T_STREAM_NEW: on_stream_new(t->obj, ok); break;
+    case T_STREAM_RECV: on_stream_recv(t->obj, ok); break;
+    case T_STREAM_SEND: on_stream_send(t->obj, ok); break;
+    case T_STREAM_CLOSE: on_stream_close(t->obj); break;
+    case T_STREAM_STATUS: {
+        stream_t *st = t->obj;
+        st->pending--;
+        stream_maybe_free(st);
+        break;
+    }
+    case T_SHUTDOWN: s->shutdowns_pending--; break;
+    }
+}
+
+void cp_server_run(cp_server_t *s)
+{
+    for (;;) {
+        int64_t now = mono_ms();
+        if (s->stop_requested && !s->stopping) begin_shutdown(s);
+        if (s->push_due_ms && now >= s->push_due_ms && !s->stopping) push_all(s);
+        if (s->stopping && s->stop_at_ms && now >= s->stop_at_ms) {
+            grpc_server_cancel_all_calls(s->node_srv);
+            grpc_server_cancel_all_calls(s->admin_srv);
+            s->stop_at_ms = 0;
+        }
+        if (s->stopping && !s->cq_shut && s->shutdowns_pending == 0 && s->live == 0) {
+            grpc_completion_queue_shutdown(s->cq);
+            s->cq_shut = true;
+        }
+        /* Timers are the next() deadline: at most 100 ms, so a stop request is seen. */
+        int64_t wait = 100;
+        if (s->push_due_ms) {
+            int64_t d = s->push_due_ms - now;
+            wait = d < 0 ? 0 : d < wait ? d : wait;
+        }
+        gpr_timespec dl =
+            gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(wait, GPR_TIMESPAN));
+        grpc_event ev = grpc_completion_queue_next(s->cq, dl, NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+        if (ev.type == GRPC_OP_COMPLETE) dispatch(s, ev.tag, ev.success);
+    }
+}
+
+void cp_server_free(cp_server_t *s)
+{
+    if (!s) return;
+    grpc_server_destroy(s->node_srv);
+    grpc_server_destroy(s->admin_srv);
+    grpc_completion_queue_destroy(s->cq);
+    cp_fleet_free(&s->fleet);
+    cp_state_free(s->state);
+    free(s);
+}

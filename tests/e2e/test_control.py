@@ -1,0 +1,241 @@
+"""wsgw-control over real gRPC from Python grpcio: the Admin API, its status codes, the
+ControlPlane stream protocol (hello, push, ACK/NACK, stats, no resend loop), persistence
+across restarts, debounced pushes."""
+import time
+
+import grpc
+import pytest
+
+from cptest import ADMIN_TOKEN, NODE_TOKEN, Control, stubs
+from gwtest import wait_for
+
+
+@pytest.fixture
+def control():
+    c = Control()
+    yield c
+    c.close()
+
+
+def code_of(fn):
+    with pytest.raises(grpc.RpcError) as e:
+        fn()
+    return e.value.code(), e.value.details()
+
+
+def test_roles_crud(control):
+    pb2, _ = stubs()
+    a = control.admin()
+    names = [r.name for r in a.ListRoles().roles]
+    assert names == ["user", "admin", "internal"]
+    v = a.PutRole(role=pb2.Role(name="trader", allow=["market:*"], deny=["market:secret:*"],
+                                limits=pb2.Limits(max_channels=10))).version
+    assert v == 2
+    r = a.GetRole(name="trader")
+    assert list(r.allow) == ["market:*"] and r.limits.max_channels == 10
+    assert a.DeleteRole(name="trader").version == 3
+    assert code_of(lambda: a.GetRole(name="trader"))[0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_bad_requests_get_the_right_status(control):
+    pb2, _ = stubs()
+    a = control.admin()
+    code, detail = code_of(lambda: a.PutRole(role=pb2.Role(name="x", allow=["ok", "[bad"])))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "role.allow[1]" in detail
+    code, detail = code_of(lambda: a.PutRole(role=pb2.Role(name="bad name")))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "role.name" in detail
+    code, detail = code_of(lambda: a.CreateApiKey(role="ghost"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "role" in detail
+    code, _ = code_of(lambda: a.RevokeApiKey(id="nope"))
+    assert code == grpc.StatusCode.NOT_FOUND
+    code, detail = code_of(lambda: a.DeleteRole(name="user"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "default role" in detail
+    code, detail = code_of(lambda: a.SetAuthConfig(auth=pb2.AuthConfig(default_role="ghost",
+                                                                       jwt_role_claim="role")))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "auth.default_role" in detail
+    code, detail = code_of(lambda: a.SetLimits(limits=pb2.Limits(max_channels=5, max_wildcards=9)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "max_wildcards" in detail
+    a.CreateApiKey(role="user", id="dup")
+    assert code_of(lambda: a.CreateApiKey(role="user", id="dup"))[0] == \
+        grpc.StatusCode.ALREADY_EXISTS
+    assert a.GetConfig().version == 2  # nothing refused changed the state
+
+
+def test_admin_auth(control):
+    assert code_of(lambda: control.admin(token=None).ListRoles())[0] == \
+        grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(lambda: control.admin(token="wrong-token").ListRoles())[0] == \
+        grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: control.admin(token=NODE_TOKEN).ListRoles())[0] == \
+        grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_unknown_method_is_unimplemented(control):
+    ch = grpc.insecure_channel(control.admin_target)
+    call = ch.unary_unary("/wsgw.control.v1.Admin/Nope")
+    with pytest.raises(grpc.RpcError) as e:
+        call(b"", timeout=3, metadata=[("authorization", "Bearer " + ADMIN_TOKEN)])
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_keys_secret_once_hash_only(control):
+    a = control.admin()
+    r = a.CreateApiKey(role="internal", description="ci")
+    assert r.secret.startswith("wsgw_") and r.key.id.startswith("k_") and not r.key.sha256
+    keys = a.ListApiKeys().keys
+    assert [k.id for k in keys] == [r.key.id] and not keys[0].sha256
+    assert r.secret not in control.logtext()
+    assert a.RevokeApiKey(id=r.key.id).version == r.version + 1
+    assert a.ListApiKeys().keys[0].revoked
+    cfg = a.GetConfig()
+    assert not cfg.api_keys[0].sha256  # admin views never carry hashes
+
+
+class FakeNode:
+    """A data plane written with grpcio: proves the stream protocol for another client."""
+
+    def __init__(self, control, node_id, version=0, epoch="", token=NODE_TOKEN):
+        pb2, pb2_grpc = stubs()
+        self.pb2 = pb2
+        self.ch = grpc.insecure_channel(control.node_target)
+        self.out = []
+        import queue
+        self.q = queue.Queue()
+        self.q.put(pb2.NodeMessage(hello=pb2.NodeHello(node_id=node_id, address="10.0.0.1:8889",
+                                                       build_version="test",
+                                                       config_version=version,
+                                                       config_epoch=epoch)))
+
+        def gen():
+            while True:
+                m = self.q.get()
+                if m is None:
+                    return
+                yield m
+        self.stream = pb2_grpc.ControlPlaneStub(self.ch).Connect(
+            gen(), metadata=[("authorization", "Bearer " + token)])
+
+    def next_push(self, timeout=5):
+        import threading
+        box = []
+
+        def read():
+            try:
+                box.append(next(self.stream))
+            except grpc.RpcError:
+                pass  # the stream ended (the test is over)
+        t = threading.Thread(target=read)
+        t.daemon = True
+        t.start()
+        t.join(timeout)
+        assert box, "no push within %ss" % timeout
+        return box[0].push
+
+    def send(self, **kw):
+        self.q.put(self.pb2.NodeMessage(**kw))
+
+    def close(self):
+        self.q.put(None)
+        self.ch.close()
+
+
+def test_stream_push_ack_nack_and_no_resend_loop(control):
+    pb2, _ = stubs()
+    a = control.admin()
+    n = FakeNode(control, "n1")
+    p = n.next_push()
+    assert p.snapshot.version == 1 and p.nonce and len(p.snapshot.roles) == 3
+    n.send(ack=pb2.Ack(version=1, nonce=p.nonce))
+    wait_for(lambda: a.ListNodes().nodes[0].sync_status == "synced", 5, "synced")
+    node = a.ListNodes().nodes[0]
+    assert node.node_id == "n1" and node.address == "10.0.0.1:8889" and node.acked_version == 1
+
+    v = a.PutRole(role=pb2.Role(name="r2", allow=["a"])).version
+    p = n.next_push()
+    assert p.snapshot.version == v
+    assert a.ListNodes().nodes[0].sync_status == "pending"
+    n.send(nack=pb2.Nack(version_kept=1, nonce=p.nonce, error_detail="cannot apply: test",
+                         rejected_version=v))
+    wait_for(lambda: a.ListNodes().nodes[0].sync_status == "nacked", 5, "nacked")
+    assert "cannot apply" in a.ListNodes().nodes[0].error_detail
+    # The NACKed version is not sent again; the next change is.
+    time.sleep(0.5)
+    v2 = a.PutRole(role=pb2.Role(name="r3", allow=["b"])).version
+    p = n.next_push()
+    assert p.snapshot.version == v2
+    n.close()
+    wait_for(lambda: a.ListNodes().nodes[0].sync_status == "gone", 5, "gone")
+
+
+def test_stream_needs_node_token(control):
+    n = FakeNode(control, "bad", token=ADMIN_TOKEN)
+    with pytest.raises(grpc.RpcError) as e:
+        next(n.stream)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    n.close()
+
+
+def test_node_that_holds_the_version_gets_nothing(control):
+    a = control.admin()
+    cfg = a.GetConfig()
+    n = FakeNode(control, "n2", version=cfg.version, epoch=cfg.epoch)
+    with pytest.raises(AssertionError):
+        n.next_push(timeout=0.5)
+    pb2, _ = stubs()
+    n.send(stats=pb2.NodeStats(time_unix_ms=1))  # a report keeps it from going stale
+    wait_for(lambda: a.ListNodes().nodes[0].sync_status == "synced", 5, "synced from hello")
+    stale = FakeNode(control, "n3", version=cfg.version, epoch="another-epoch")
+    assert stale.next_push().snapshot.epoch == cfg.epoch  # same number, other epoch: pushed
+    n.close()
+    stale.close()
+
+
+def test_stats_and_cluster_totals(control):
+    pb2, _ = stubs()
+    a = control.admin()
+    nodes = [FakeNode(control, "s%d" % i) for i in range(2)]
+    for i, n in enumerate(nodes):
+        n.next_push()
+        n.send(stats=pb2.NodeStats(time_unix_ms=1, counters={"frames_sent": 10 + i, "x": 1}))
+    wait_for(lambda: len(a.GetClusterStats().nodes) == 2, 5, "two reports")
+    r = a.GetClusterStats()
+    assert r.totals["frames_sent"] == 21 and r.totals["x"] == 2
+    # stale: no report for 3 intervals (REPORT_INTERVAL_MS=300)
+    wait_for(lambda: {x.sync_status for x in a.ListNodes().nodes} == {"stale"}, 5, "stale")
+    for n in nodes:
+        n.close()
+
+
+def test_debounce_coalesces_changes(control):
+    pb2, _ = stubs()
+    a = control.admin()
+    n = FakeNode(control, "d1")
+    p = n.next_push()
+    n.send(ack=pb2.Ack(version=p.snapshot.version, nonce=p.nonce))
+    for i in range(10):
+        a.PutRole(role=pb2.Role(name="burst%d" % i, allow=["x"]))
+    p = n.next_push()
+    # pushes may split once at the cap, but never one per change
+    versions = [p.snapshot.version]
+    try:
+        while versions[-1] < 11:
+            versions.append(n.next_push(timeout=1).snapshot.version)
+    except AssertionError:
+        pass
+    assert versions[-1] == 11 and len(versions) <= 3, versions
+    n.close()
+
+
+def test_state_survives_restart(control):
+    pb2, _ = stubs()
+    a = control.admin()
+    a.PutRole(role=pb2.Role(name="kept", allow=["k:*"]))
+    key = a.CreateApiKey(role="kept", id="kk")
+    before = a.GetConfig()
+    a.close()
+    control.restart()
+    a = control.admin()
+    after = a.GetConfig()
+    assert after.version == before.version and after.epoch == before.epoch
+    assert [r.name for r in after.roles] == [r.name for r in before.roles]
+    assert a.PutRole(role=pb2.Role(name="next", allow=["n"])).version == key.version + 1
