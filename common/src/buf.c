@@ -1,9 +1,12 @@
 #include "buf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void oom(size_t n)
 {
@@ -134,4 +137,38 @@ uint32_t gw_hash(const char *s, size_t n)
         h *= 16777619u;
     }
     return h;
+}
+
+int gw_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
+{
+    gw_buf_t tmp = GW_BUF_INIT;
+    gw_buf_printf(&tmp, "%s.tmp.%d", path, (int)getpid());
+    int rc = -1, fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create '%s': %s", tmp.data, strerror(errno));
+        goto Exit;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, (const char *)data + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    if (off != len || fsync(fd) != 0) {
+        snprintf(err, errlen, "cannot write '%s': %s", tmp.data, strerror(errno));
+        close(fd);
+        unlink(tmp.data);
+        goto Exit;
+    }
+    close(fd);
+    if (rename(tmp.data, path) != 0) {
+        snprintf(err, errlen, "cannot rename to '%s': %s", path, strerror(errno));
+        unlink(tmp.data);
+        goto Exit;
+    }
+    rc = 0;
+Exit:
+    gw_buf_free(&tmp);
+    return rc;
 }

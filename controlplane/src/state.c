@@ -1,7 +1,5 @@
 #include "state.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,36 +108,8 @@ int cp_state_save(const cp_state_t *s, const char *path, char *err, size_t errle
 {
     size_t n;
     uint8_t *data = cp_state_pack(s, true, &n);
-    gw_buf_t tmp = GW_BUF_INIT;
-    gw_buf_printf(&tmp, "%s.tmp.%d", path, (int)getpid());
-    int rc = -1, fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create '%s': %s", tmp.data, strerror(errno));
-        goto Exit;
-    }
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, data + off, n - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    if (off != n || fsync(fd) != 0) {
-        snprintf(err, errlen, "cannot write '%s': %s", tmp.data, strerror(errno));
-        close(fd);
-        unlink(tmp.data);
-        goto Exit;
-    }
-    close(fd);
-    if (rename(tmp.data, path) != 0) {
-        snprintf(err, errlen, "cannot rename to '%s': %s", path, strerror(errno));
-        unlink(tmp.data);
-        goto Exit;
-    }
-    rc = 0;
-Exit:
+    int rc = gw_write_file_atomic(path, data, n, err, errlen);
     free(data);
-    gw_buf_free(&tmp);
     return rc;
 }
 

@@ -205,6 +205,48 @@ Exit:
     return t;
 }
 
+gw_roles_t *gw_roles_build(const gw_role_spec_t *specs, size_t n, char *err, size_t errlen)
+{
+    gw_roles_t *t = gw_xcalloc(1, sizeof *t);
+    t->v = gw_xcalloc(n ? n : 1, sizeof *t->v);
+    for (size_t i = 0; i < n; i++) {
+        const gw_role_spec_t *sp = &specs[i];
+        const char *why;
+        if (!sp->name || !gw_role_name_valid(sp->name)) {
+            snprintf(err, errlen, "roles[%zu].name: 1-64 characters of [A-Za-z0-9_.-]", i);
+            goto Error;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(specs[j].name, sp->name)) {
+                snprintf(err, errlen, "roles[%zu].name: '%s' is defined twice", i, sp->name);
+                goto Error;
+            }
+        for (size_t k = 0; k < sp->nallow + sp->ndeny; k++) {
+            const char *p = k < sp->nallow ? sp->allow[k] : sp->deny[k - sp->nallow];
+            if (!gw_channel_valid(p, strlen(p), &why)) {
+                snprintf(err, errlen, "roles[%zu].%s[%zu]: %s", i,
+                         k < sp->nallow ? "allow" : "deny", k < sp->nallow ? k : k - sp->nallow,
+                         why);
+                goto Error;
+            }
+        }
+        role_init(&t->v[i], sp->name, (const char *const *)sp->allow, sp->nallow,
+                  (const char *const *)sp->deny, sp->ndeny);
+        t->v[i].max_channels = sp->max_channels;
+        t->v[i].max_wildcards = sp->max_wildcards;
+        t->v[i].rate_limit = sp->rate_limit;
+        t->v[i].rate_burst = sp->rate_burst;
+        t->n = i + 1;
+    }
+    finish_table(t);
+    return t;
+Error:
+    for (size_t i = 0; i < t->n; i++) role_free(&t->v[i]);
+    free(t->v);
+    free(t);
+    return NULL;
+}
+
 gw_roles_t *gw_roles_load(const char *path, char *err, size_t errlen)
 {
     gw_buf_t b = GW_BUF_INIT;

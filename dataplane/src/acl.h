@@ -60,6 +60,21 @@ gw_roles_t *gw_roles_default(void);
 gw_roles_t *gw_roles_parse(const char *text, size_t len, char *err, size_t errlen);
 gw_roles_t *gw_roles_load(const char *path, char *err, size_t errlen);
 
+/* One role as plain data (strings borrowed), for building a table from elsewhere (the
+ * control plane's snapshots). Limits: GW_LIMIT_UNSET when not set. */
+typedef struct {
+    const char *name;
+    char *const *allow;
+    size_t nallow;
+    char *const *deny;
+    size_t ndeny;
+    long max_channels, max_wildcards, rate_limit, rate_burst;
+} gw_role_spec_t;
+
+/* Validates like ROLES_FILE (names, patterns, duplicates) and builds a table; NULL with
+ * a reason naming the field in err. */
+gw_roles_t *gw_roles_build(const gw_role_spec_t *specs, size_t n, char *err, size_t errlen);
+
 /* 1-64 characters of [A-Za-z0-9_.-]. */
 bool gw_role_name_valid(const char *s);
 

@@ -68,6 +68,22 @@ void gw_auth_put_key(gw_auth_t *a, const gw_apikey_t *k)
     a->keys[a->nkeys++] = *k;
 }
 
+/* Which asymmetric algorithm a PEM public key allows: RS256 for RSA >= 2048 bits,
+ * ES256 for P-256; JWT_ALG_INVAL otherwise. */
+static jwt_alg_t pem_algorithm(const char *pem, size_t len)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    jwt_alg_t alg = JWT_ALG_INVAL;
+    if (pk && EVP_PKEY_base_id(pk) == EVP_PKEY_RSA && EVP_PKEY_get_bits(pk) >= 2048)
+        alg = JWT_ALG_RS256;
+    else if (pk && EVP_PKEY_base_id(pk) == EVP_PKEY_EC && EVP_PKEY_get_bits(pk) == 256)
+        alg = JWT_ALG_ES256;
+    EVP_PKEY_free(pk);
+    return alg;
+}
+
 /* The public key decides the one asymmetric algorithm we accept. */
 static int load_public_key(gw_auth_t *a, const char *path, char *err, size_t errlen)
 {
@@ -79,24 +95,12 @@ static int load_public_key(gw_auth_t *a, const char *path, char *err, size_t err
     }
     a->pem = b.data;
     a->pem_len = b.len;
-    BIO *bio = BIO_new_mem_buf(a->pem, (int)a->pem_len);
-    EVP_PKEY *pk = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    int rc = -1;
-    if (!pk) {
-        snprintf(err, errlen, "invalid JWT_PUBLIC_KEY_FILE: not a PEM public key");
-    } else if (EVP_PKEY_base_id(pk) == EVP_PKEY_RSA && EVP_PKEY_get_bits(pk) >= 2048) {
-        a->pem_alg = JWT_ALG_RS256;
-        rc = 0;
-    } else if (EVP_PKEY_base_id(pk) == EVP_PKEY_EC && EVP_PKEY_get_bits(pk) == 256) {
-        a->pem_alg = JWT_ALG_ES256;
-        rc = 0;
-    } else {
-        snprintf(err, errlen,
-                 "invalid JWT_PUBLIC_KEY_FILE: need an RSA (>= 2048 bits) or P-256 EC key");
-    }
-    EVP_PKEY_free(pk);
-    return rc;
+    a->pem_alg = pem_algorithm(a->pem, a->pem_len);
+    if (a->pem_alg != JWT_ALG_INVAL) return 0;
+    snprintf(err, errlen,
+             "invalid JWT_PUBLIC_KEY_FILE: need a PEM RSA (>= 2048 bits) or "
+             "P-256 EC public key");
+    return -1;
 }
 
 gw_auth_t *gw_auth_new(const gw_config_t *cfg, char *err, size_t errlen)
@@ -130,6 +134,54 @@ gw_auth_t *gw_auth_new(const gw_config_t *cfg, char *err, size_t errlen)
 Error:
     gw_auth_free(a);
     return NULL;
+}
+
+void gw_auth_set_keys(gw_auth_t *a, const gw_apikey_t *keys, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < a->nkeys; i++)
+        if (!strcmp(a->keys[i].id, "env")) a->keys[kept++] = a->keys[i];
+    a->nkeys = kept;
+    for (size_t i = 0; i < n; i++) gw_auth_put_key(a, &keys[i]);
+}
+
+gw_auth_result_t gw_auth_key_status(const gw_auth_t *a, const char *id, int64_t now)
+{
+    for (size_t i = 0; i < a->nkeys; i++) {
+        const gw_apikey_t *k = &a->keys[i];
+        if (strcmp(k->id, id)) continue;
+        if (k->revoked) return GW_AUTH_KEY_REVOKED;
+        if (k->expires && now >= k->expires) return GW_AUTH_KEY_EXPIRED;
+        return GW_AUTH_OK;
+    }
+    return GW_AUTH_UNKNOWN_KEY;
+}
+
+int gw_auth_set_jwt(gw_auth_t *a, const char *issuer, const char *audience, const char *role_claim,
+                    long leeway, bool require_exp, const char *pem, char *err, size_t errlen)
+{
+    if (pem && pem[0]) {
+        jwt_alg_t alg = pem_algorithm(pem, strlen(pem));
+        if (alg == JWT_ALG_INVAL) {
+            snprintf(err, errlen,
+                     "auth.jwt_public_key_pem: need an RSA (>= 2048 bits) or "
+                     "P-256 EC public key");
+            return -1;
+        }
+        free(a->pem);
+        a->pem = gw_xstrdup(pem);
+        a->pem_len = strlen(pem);
+        a->pem_alg = alg;
+    }
+    free(a->issuer);
+    free(a->audience);
+    free(a->role_claim);
+    a->issuer = issuer && issuer[0] ? gw_xstrdup(issuer) : NULL;
+    a->audience = audience && audience[0] ? gw_xstrdup(audience) : NULL;
+    a->role_claim = gw_xstrdup(role_claim && role_claim[0] ? role_claim : "role");
+    a->leeway = leeway;
+    a->require_exp = require_exp;
+    return 0;
 }
 
 void gw_auth_free(gw_auth_t *a)

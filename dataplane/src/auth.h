@@ -76,6 +76,17 @@ bool gw_auth_jwt_enabled(const gw_auth_t *a);
 /* Adds or replaces a key by id. */
 void gw_auth_put_key(gw_auth_t *a, const gw_apikey_t *k);
 
+/* Replaces every key but the node's own GATEWAY_API_KEY (id "env") with keys. */
+void gw_auth_set_keys(gw_auth_t *a, const gw_apikey_t *keys, size_t n);
+
+/* Whether the key a session authenticated with is still good (GW_AUTH_OK), or why not. */
+gw_auth_result_t gw_auth_key_status(const gw_auth_t *a, const char *id, int64_t now);
+
+/* JWT settings pushed by the control plane. pem: a public key replacing the node's own
+ * (empty: keep it). Returns 0, or -1 with a reason when the key is unusable. */
+int gw_auth_set_jwt(gw_auth_t *a, const char *issuer, const char *audience, const char *role_claim,
+                    long leeway, bool require_exp, const char *pem, char *err, size_t errlen);
+
 void gw_sha256(const void *data, size_t len, unsigned char out[32]);
 
 gw_auth_result_t gw_auth_api_key(const gw_auth_t *a, const char *key, size_t len, int64_t now,

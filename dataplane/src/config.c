@@ -94,6 +94,17 @@ static const gw_opt_t options[] = {
      "has the proxy's IP"},
     {"stats-token", "STATS_TOKEN", GW_OPT_STR, OFF(stats_token), "", 0, 0, NULL, GW_OPT_SECRET,
      "bearer token required by /health and /stats (unset: open)"},
+    {"control-plane-url", "CONTROL_PLANE_URL", GW_OPT_STR, OFF(control_plane_url), "", 0, 0, NULL,
+     0, "host:port of wsgw-control; unset: standalone, configured by this table"},
+    {"control-node-token", "CONTROL_NODE_TOKEN", GW_OPT_STR, OFF(control_node_token), "", 0, 0,
+     NULL, GW_OPT_SECRET, "bearer token presented to the control plane"},
+    {"control-tls-ca", "CONTROL_TLS_CA", GW_OPT_STR, OFF(control_tls_ca), "", 0, 0, NULL, 0,
+     "PEM CA to verify the control plane (unset: plaintext)"},
+    {"config-cache-path", "CONFIG_CACHE_PATH", GW_OPT_STR, OFF(config_cache_path),
+     "wsgw-config.cache", 0, 0, NULL, 0,
+     "last applied snapshot; served from when the control plane is down at start"},
+    {"report-interval-ms", "REPORT_INTERVAL_MS", GW_OPT_INT, OFF(report_interval_ms), "2000", 100,
+     600000, NULL, 0, "stats report period to the control plane"},
     {"log-level", "LOG_LEVEL", GW_OPT_ENUM, OFF(log_level), "info", 0, 0, level_choices, 0,
      "error, warn, notice, info or debug"},
     {"log-format", "LOG_FORMAT", GW_OPT_ENUM, OFF(log_format), "text", 0, 0, format_choices, 0,
@@ -111,6 +122,12 @@ static int cross_check(gw_config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->redis_backoff_min_ms > cfg->redis_backoff_max_ms) {
         snprintf(err, errlen, "invalid REDIS_BACKOFF_MIN_MS: larger than REDIS_BACKOFF_MAX_MS");
+        return -1;
+    }
+    if (cfg->control_plane_url[0] && strlen(cfg->control_node_token) < 16) {
+        snprintf(err, errlen,
+                 "invalid CONTROL_NODE_TOKEN: required (>= 16 bytes) with "
+                 "CONTROL_PLANE_URL");
         return -1;
     }
     if (cfg->max_wildcards > cfg->max_channels) {

@@ -56,6 +56,11 @@ typedef struct {
     long max_connections;
     long max_connections_per_ip;
     char *stats_token;
+    char *control_plane_url;
+    char *control_node_token;
+    char *control_tls_ca;
+    char *config_cache_path;
+    long report_interval_ms;
     int log_level;  /* gw_log_level_t */
     int log_format; /* gw_log_format_t */
 } gw_config_t;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <grpc/grpc.h>
 #include <uv.h>
 
 #include "config.h"
@@ -79,12 +80,16 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    bool grpc = cfg.control_plane_url[0] != '\0';
+    if (grpc) grpc_init(); /* before any thread, so its threads inherit nothing odd */
+
     uv_loop_t loop;
     uv_loop_init(&loop);
     app_t app = {0};
     app.srv = gw_server_new(&loop, &cfg, roles, auth);
     if (!app.srv) {
         uv_loop_close(&loop);
+        if (grpc) grpc_shutdown();
         gw_auth_free(auth);
         gw_roles_unref(roles);
         gw_config_free(&cfg);
@@ -102,6 +107,10 @@ int main(int argc, char **argv)
     gw_auth_free(auth);
     gw_roles_unref(roles);
     int closed = uv_loop_close(&loop);
+    if (grpc) {
+        grpc_shutdown();
+        for (int i = 0; i < 100 && grpc_is_initialized(); i++) usleep(10000);
+    }
     gw_config_free(&cfg);
     if (closed != 0) fprintf(stderr, "level=warn sub=main event=loop_not_empty\n");
     return 0;

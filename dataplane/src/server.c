@@ -12,12 +12,14 @@
 #include "acl.h"
 #include "auth.h"
 #include "buf.h"
+#include "cplink.h"
 #include "hub.h"
 #include "json.h"
 #include "log.h"
 #include "proto.h"
 #include "redis.h"
 #include "session.h"
+#include "snapshot.h"
 #include "stats.h"
 
 #define SUBSYS "server"
@@ -27,7 +29,15 @@
 
 struct gw_server {
     uv_loop_t *loop;
-    const gw_config_t *cfg;
+    const gw_config_t *cfg; /* the node's own settings */
+    gw_config_t live;       /* what sessions see: cfg, overridden by the control plane */
+    char *owned_default_role;
+    bool cp_mode;      /* CONTROL_PLANE_URL is set */
+    bool config_ready; /* in cp_mode: a snapshot (pushed or cached) is applied */
+    uint64_t config_version;
+    char config_epoch[64];
+    gw_cplink_t *cplink;
+    uv_timer_t report_timer;
     struct lws_context *ctx;
     gw_hub_t *hub;
     gw_redis_t *redis;
@@ -166,10 +176,25 @@ static void session_close(gw_session_t *s, int code, const char *reason)
 /*------------------------------------------------------------------------------
  * HTTP: /health, /stats, 404 */
 
+/* "control_plane":{...}, with a trailing comma. */
+static void render_control(gw_server_t *srv, gw_buf_t *b)
+{
+    gw_buf_printf(b,
+                  "\"control_plane\":{\"enabled\":%s,\"connected\":%s,\"config_version\":%llu,"
+                  "\"config_epoch\":\"%s\",\"applied\":%llu,\"rejected\":%llu},",
+                  srv->cp_mode ? "true" : "false",
+                  srv->cplink && gw_cplink_connected(srv->cplink) ? "true" : "false",
+                  (unsigned long long)srv->config_version, srv->config_epoch,
+                  (unsigned long long)gw_stats.config_applied,
+                  (unsigned long long)gw_stats.config_rejected);
+}
+
 static void render_stats(gw_server_t *srv, gw_buf_t *b)
 {
     bool up = srv->redis && gw_redis_is_up(srv->redis);
-    gw_buf_printf(b, "{\"node\":");
+    gw_buf_puts(b, "{");
+    render_control(srv, b);
+    gw_buf_printf(b, "\"node\":");
     gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
     gw_buf_printf(
         b,
@@ -221,16 +246,22 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
 static int render_health(gw_server_t *srv, gw_buf_t *b)
 {
     bool up = srv->redis && gw_redis_is_up(srv->redis);
-    const char *status = srv->draining ? "draining" : up ? "ok" : "unavailable";
+    bool configured = !srv->cp_mode || srv->config_ready;
+    const char *status = srv->draining ? "draining" : up && configured ? "ok" : "unavailable";
     gw_buf_printf(b, "{\"status\":\"%s\",\"redis\":\"%s\",", status, up ? "up" : "down");
-    if (!up) gw_buf_puts(b, "\"reason\":\"redis link is down\",");
-    if (srv->draining) gw_buf_puts(b, "\"reason\":\"shutting down\",");
+    if (srv->draining)
+        gw_buf_puts(b, "\"reason\":\"shutting down\",");
+    else if (!up)
+        gw_buf_puts(b, "\"reason\":\"redis link is down\",");
+    else if (!configured)
+        gw_buf_puts(b, "\"reason\":\"no configuration from the control plane yet\",");
+    render_control(srv, b);
     gw_buf_puts(b, "\"node\":");
     gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
     gw_buf_printf(b, ",\"uptime_s\":%llu,\"connections\":%llu}",
                   (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000),
                   (unsigned long long)gw_stats.conn_current);
-    return (up && !srv->draining) ? 200 : 503;
+    return (up && configured && !srv->draining) ? 200 : 503;
 }
 
 /* STATS_TOKEN: compared as SHA-256 digests in constant time (no length leak either). */
@@ -358,6 +389,8 @@ static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
         return refuse(wsi, HTTP_STATUS_NOT_FOUND);
     if (!pss) return -1;
+    if (srv->cp_mode && !srv->config_ready) /* fail closed: no config, no clients */
+        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
     if (gw_stats.conn_current >= (uint64_t)srv->cfg->max_connections) {
         gw_stats.refused_max_conn++;
         return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
@@ -599,6 +632,117 @@ static int fd_limit(void)
     return rl.rlim_cur > 200000 ? 200000 : (int)rl.rlim_cur;
 }
 
+/*------------------------------------------------------------------------------
+ * Control plane: snapshots in, stats out */
+
+/* Swaps a validated snapshot in. Everything that can fail is checked before anything
+ * changes, so a failure leaves the node exactly as it was. */
+static int apply_snapshot(gw_server_t *srv, const uint8_t *data, size_t len, char *err,
+                          size_t errlen, uint64_t *version)
+{
+    gw_snapshot_t sn;
+    *version = 0;
+    if (gw_snapshot_decode(data, len, &sn, err, errlen) < 0) return -1;
+    *version = sn.version;
+    if (gw_auth_set_jwt(srv->env.auth, sn.jwt_issuer, sn.jwt_audience, sn.jwt_role_claim,
+                        sn.jwt_leeway_s, sn.jwt_require_exp, sn.jwt_pem, err, errlen) < 0) {
+        gw_snapshot_free(&sn);
+        return -1;
+    }
+    gw_auth_set_keys(srv->env.auth, sn.keys, sn.nkeys);
+    const gw_config_t *own = srv->cfg;
+    gw_config_t *live = &srv->live;
+    live->require_auth = sn.require_auth;
+    free(srv->owned_default_role);
+    live->default_role = srv->owned_default_role = sn.default_role;
+    sn.default_role = NULL;
+    live->jwt_leeway_s = sn.jwt_leeway_s;
+    live->max_channels = sn.max_channels ? sn.max_channels : own->max_channels;
+    live->max_wildcards = sn.max_wildcards ? sn.max_wildcards : own->max_wildcards;
+    live->client_rate_limit = sn.rate_limit ? sn.rate_limit : own->client_rate_limit;
+    live->client_rate_burst = sn.rate_burst ? sn.rate_burst : own->client_rate_burst;
+    gw_roles_unref(srv->env.roles);
+    srv->env.roles = sn.roles;
+    sn.roles = NULL;
+    srv->config_version = sn.version;
+    snprintf(srv->config_epoch, sizeof srv->config_epoch, "%s", sn.epoch);
+    srv->config_ready = true;
+    gw_snapshot_free(&sn);
+
+    /* Live connections follow: forbidden subscriptions go, revoked keys and deleted
+     * roles are closed with 4403. Closing is deferred, so the list stays intact. */
+    for (gw_session_t *s = srv->sessions; s; s = s->next) gw_session_reauthorize(s);
+    gw_stats.config_applied++;
+    GW_LOG(GW_LOG_NOTICE, SUBSYS, "config_applied", "version=%llu epoch=%s",
+           (unsigned long long)srv->config_version, srv->config_epoch);
+    return 0;
+}
+
+static void on_snapshot(void *ud, const uint8_t *data, size_t len, const char *nonce)
+{
+    gw_server_t *srv = ud;
+    char err[512];
+    uint64_t version;
+    if (apply_snapshot(srv, data, len, err, sizeof err, &version) < 0) {
+        gw_stats.config_rejected++;
+        GW_LOG(GW_LOG_WARN, SUBSYS, "config_rejected", "version=%llu kept=%llu error=\"%s\"",
+               (unsigned long long)version, (unsigned long long)srv->config_version, err);
+        gw_cplink_nack(srv->cplink, srv->config_version, version, nonce, err);
+        return;
+    }
+    if (srv->cfg->config_cache_path[0] &&
+        gw_write_file_atomic(srv->cfg->config_cache_path, data, len, err, sizeof err) < 0)
+        GW_LOG(GW_LOG_WARN, SUBSYS, "cache_write_failed", "error=\"%s\"", err);
+    gw_cplink_ack(srv->cplink, srv->config_version, srv->config_epoch, nonce);
+}
+
+static void load_cached_config(gw_server_t *srv)
+{
+    gw_buf_t b = GW_BUF_INIT;
+    char err[512];
+    uint64_t version;
+    const char *path = srv->cfg->config_cache_path;
+    if (path[0] && gw_buf_read_file(&b, path, 64u << 20) == 0 && b.len > 0) {
+        if (apply_snapshot(srv, (const uint8_t *)b.data, b.len, err, sizeof err, &version) == 0)
+            GW_LOG(GW_LOG_NOTICE, SUBSYS, "config_from_cache", "version=%llu path=%s",
+                   (unsigned long long)version, path);
+        else
+            GW_LOG(GW_LOG_WARN, SUBSYS, "cache_unusable", "path=%s error=\"%s\"", path, err);
+    }
+    gw_buf_free(&b);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void on_report(uv_timer_t *t)
+{
+    gw_server_t *srv = t->data;
+    size_t n;
+    uint8_t *st = gw_stats_report(srv->redis && gw_redis_is_up(srv->redis), wall_ms(), &n);
+    gw_cplink_report(srv->cplink, st, n);
+    free(st);
+}
+
+static void start_control_link(gw_server_t *srv)
+{
+    const gw_config_t *cfg = srv->cfg;
+    srv->cp_mode = true;
+    load_cached_config(srv);
+    gw_cplink_opts_t o = {cfg->control_plane_url, cfg->control_node_token, cfg->node_id,
+                          cfg->node_id,           "wsgw " GW_VERSION,      cfg->control_tls_ca};
+    srv->cplink =
+        gw_cplink_start(srv->loop, &o, srv->config_version, srv->config_epoch, on_snapshot, srv);
+    uv_timer_init(srv->loop, &srv->report_timer);
+    srv->report_timer.data = srv;
+    uv_timer_start(&srv->report_timer, on_report, (uint64_t)cfg->report_interval_ms,
+                   (uint64_t)cfg->report_interval_ms);
+}
+
 static uint64_t env_now_us(void)
 {
     return uv_hrtime() / 1000;
@@ -687,6 +831,7 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     uv_timer_init(loop, &srv->tick_timer);
     srv->tick_timer.data = srv;
     uv_timer_start(&srv->tick_timer, on_tick, 250, 250);
+    if (cfg->control_plane_url[0]) start_control_link(srv);
 
     char sentinel[300];
     snprintf(sentinel, sizeof sentinel, "__wsgw:node:%s", cfg->node_id);
@@ -719,6 +864,11 @@ static void finish(gw_server_t *srv)
     uv_close((uv_handle_t *)&srv->drain_timer, NULL);
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_close((uv_handle_t *)&srv->tick_timer, NULL);
+    if (srv->cplink) {
+        uv_close((uv_handle_t *)&srv->report_timer, NULL);
+        gw_cplink_stop(srv->cplink, NULL, NULL); /* frees itself once its thread is joined */
+        srv->cplink = NULL;
+    }
     if (srv->ctx) lws_context_destroy(srv->ctx); /* closes remaining sessions */
     gw_redis_close(srv->redis);
     srv->redis = NULL;
@@ -753,6 +903,8 @@ void gw_server_free(gw_server_t *srv)
     }
     if (srv->ctx) GW_LOG(GW_LOG_WARN, SUBSYS, "lws_context_alive", "note=\"destroy incomplete\"");
     gw_hub_free(srv->hub);
+    gw_roles_unref(srv->env.roles);
+    free(srv->owned_default_role);
     for (size_t i = 0; srv->ips && i < srv->nips_buckets; i++)
         for (struct ipcount *c = srv->ips[i], *next; c; c = next) {
             next = c->next;

@@ -517,6 +517,40 @@ void gw_session_start(gw_session_t *s, const char *token, const char *api_key)
     send_welcome(s);
 }
 
+void gw_session_reauthorize(gw_session_t *s)
+{
+    const gw_session_env_t *env = s->env;
+    if (s->closing || !s->role) return;
+    const gw_role_t *role = s->auth == GW_SESS_AUTHED
+                                ? gw_roles_find(env->roles, s->role->name)
+                                : gw_roles_find(env->roles, env->cfg->default_role);
+    gw_auth_result_t key =
+        s->key_id[0] ? gw_auth_key_status(env->auth, s->key_id, env->now_unix()) : GW_AUTH_OK;
+    if (!role || key != GW_AUTH_OK) {
+        GW_LOG(GW_LOG_INFO, SUBSYS, "access_revoked", "session=%s reason=%s", s->id,
+               !role ? "role_deleted" : gw_auth_result_name(key));
+        gw_stats.revoked_closes++;
+        session_close(s, 4403);
+        return;
+    }
+    if (s->auth == GW_SESS_PENDING) {
+        /* not authenticated yet: the role only sets its rate limit */
+        gw_roles_unref(s->roles);
+        s->roles = gw_roles_ref(env->roles);
+        s->role = role;
+        return;
+    }
+    gw_acl_t *old = s->acl;
+    gw_roles_t *old_roles = s->roles;
+    s->roles = gw_roles_ref(env->roles);
+    s->role = role;
+    s->acl =
+        old && old->narrow ? gw_acl_narrow(s->roles, role, old->narrow, old->nnarrow) : role->acl;
+    gw_acl_unref(old);
+    gw_roles_unref(old_roles);
+    enforce_acl(s);
+}
+
 void gw_session_tick(gw_session_t *s)
 {
     const gw_session_env_t *env = s->env;

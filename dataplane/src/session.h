@@ -96,6 +96,12 @@ void gw_session_start(gw_session_t *s, const char *token, const char *api_key);
 
 /* Periodic: enforces AUTH_TIMEOUT_MS and credential expiry (auth_expiring, then 4401). */
 void gw_session_tick(gw_session_t *s);
+
+/* The node's roles, keys or settings changed (env->roles and env->auth hold the new
+ * ones): re-resolve this session's role and credential. A deleted role or a revoked or
+ * expired key closes it with 4403; subscriptions the new ACL forbids are removed with
+ * {"type":"unsubscribed",...,"reason":"acl_changed"}. */
+void gw_session_reauthorize(gw_session_t *s);
 void gw_session_free(gw_session_t *s);
 
 /* Queues m (taking a reference) with the next seq and applies the slow-consumer policy.

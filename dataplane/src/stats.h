@@ -36,6 +36,9 @@ typedef struct {
     uint64_t refused_max_conn;       /* upgrades refused: MAX_CONNECTIONS (503) */
     uint64_t refused_per_ip;         /* upgrades refused: MAX_CONNECTIONS_PER_IP (429) */
     uint64_t stats_unauthorized;     /* /health or /stats without STATS_TOKEN (401) */
+    uint64_t revoked_closes;         /* connections closed with 4403 */
+    uint64_t config_applied;         /* snapshots applied from the control plane */
+    uint64_t config_rejected;        /* snapshots NACKed */
 } gw_stats_t;
 
 extern gw_stats_t gw_stats;
