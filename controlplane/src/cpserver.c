@@ -28,6 +28,7 @@ typedef enum {
     T_STREAM_SEND,
     T_STREAM_CLOSE,
     T_STREAM_STATUS,
+    T_STREAM_MD,
     T_SHUTDOWN,
 } tag_kind_t;
 
@@ -70,7 +71,7 @@ typedef struct {
 } gcall_t;
 
 typedef struct stream {
-    tag_t t_new, t_recv, t_send, t_close, t_status;
+    tag_t t_new, t_recv, t_send, t_close, t_status, t_md;
     cp_server_t *srv;
     struct stream *next, *prev;
     grpc_call *call;
@@ -268,6 +269,7 @@ static void request_stream(cp_server_t *s)
     st->t_send = (tag_t){T_STREAM_SEND, st};
     st->t_close = (tag_t){T_STREAM_CLOSE, st};
     st->t_status = (tag_t){T_STREAM_STATUS, st};
+    st->t_md = (tag_t){T_STREAM_MD, st};
     st->status_details = grpc_empty_slice();
     grpc_metadata_array_init(&st->md);
     if (grpc_server_request_registered_call(s->node_srv, s->reg_connect, &st->call, &st->deadline,
@@ -403,6 +405,11 @@ static void on_stream_new(stream_t *st, bool ok)
         stream_end(st, code, detail);
         return;
     }
+    /* Initial metadata at once: the node sees the stream established even when it holds
+     * the current config and no push follows. */
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (start(st, &op, 1, &st->t_md)) st->md_sent = true;
     arm_recv(st);
 }
 
@@ -947,6 +954,7 @@ static void dispatch(cp_server_t *s, tag_t *t, bool ok)
     case T_STREAM_RECV: on_stream_recv(t->obj, ok); break;
     case T_STREAM_SEND: on_stream_send(t->obj, ok); break;
     case T_STREAM_CLOSE: on_stream_close(t->obj); break;
+    case T_STREAM_MD:
     case T_STREAM_STATUS: {
         stream_t *st = t->obj;
         st->pending--;

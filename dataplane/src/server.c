@@ -776,8 +776,15 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     srv->wbuf = gw_xmalloc(LWS_PRE + WBUF_SIZE);
     srv->hub_ops = (gw_hub_ops_t){hub_redis_cmd, hub_deliver, hub_sub_active, hub_resync};
     srv->hub = gw_hub_new(&srv->hub_ops, srv);
-    srv->env = (gw_session_env_t){srv->hub,           cfg,           auth,       roles,
-                                  session_want_write, session_close, env_now_us, env_now_unix};
+    srv->live = *cfg; /* strings stay the config's; the control plane replaces some */
+    srv->env = (gw_session_env_t){.hub = srv->hub,
+                                  .cfg = &srv->live,
+                                  .auth = auth,
+                                  .roles = gw_roles_ref(roles), /* the server's own reference */
+                                  .want_write = session_want_write,
+                                  .close = session_close,
+                                  .now_us = env_now_us,
+                                  .now_unix = env_now_unix};
     srv->nips_buckets = 1024;
     srv->ips = gw_xcalloc(srv->nips_buckets, sizeof *srv->ips);
     if (cfg->stats_token[0])

@@ -62,6 +62,7 @@ class Control:
             self.env["CONTROL_NODE_LISTEN"] = "127.0.0.1:%d" % self.node_port
             self.env["CONTROL_ADMIN_LISTEN"] = "127.0.0.1:%d" % self.admin_port
             self.logpath = os.path.join(self.dir, "control.log")
+            self.log_offset = len(self.logtext())
             self.log = open(self.logpath, "ab")
             self.proc = subprocess.Popen([CONTROL_BIN], env=self.env, stdout=self.log,
                                          stderr=subprocess.STDOUT)
@@ -79,7 +80,7 @@ class Control:
     def _listening(self):
         if self.proc.poll() is not None:
             raise AssertionError("wsgw-control exited with %s" % self.proc.returncode)
-        return "event=listening" in self.logtext().split("event=stopped")[-1]
+        return "event=listening" in self.logtext()[self.log_offset:]
 
     def logtext(self):
         try:

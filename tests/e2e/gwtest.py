@@ -200,6 +200,7 @@ class Gateway:
             self.port = free_port()
             self.env["REDIS_WS_GATEWAY_PORT"] = str(self.port)
             self.logpath = os.path.join(self.dir, "wsgw.log")
+            self.log_offset = len(self.logtext())
             self.log = open(self.logpath, "ab")
             self.proc = subprocess.Popen([WSGW_BIN] + self.args, env=self.env,
                                          stdout=self.log, stderr=subprocess.STDOUT)
@@ -215,7 +216,7 @@ class Gateway:
     def _listening(self):
         if self.proc.poll() is not None:
             raise AssertionError("wsgw exited with %s" % self.proc.returncode)
-        return "event=listening" in self.logtext()
+        return "event=listening" in self.logtext()[self.log_offset:]
 
     def logtext(self):
         try:
