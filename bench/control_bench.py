@@ -49,7 +49,7 @@ def pct(xs, p):
 def run(nodes_n, changes, debounce, report_ms, redis):
     control = Control(env={"CONTROL_DEBOUNCE_MS": str(debounce),
                            "CONTROL_DEBOUNCE_MAX_MS": str(max(debounce * 10, 1)),
-                           "REPORT_INTERVAL_MS": str(report_ms), "LOG_LEVEL": "warn"})
+                           "REPORT_INTERVAL_MS": str(report_ms), "LOG_LEVEL": "notice"})
     nodes = []
     try:
         for i in range(nodes_n):
@@ -57,7 +57,7 @@ def run(nodes_n, changes, debounce, report_ms, redis):
                                         "CONTROL_NODE_TOKEN": NODE_TOKEN,
                                         "CONFIG_CACHE_PATH": os.path.join(control.dir,
                                                                           "n%d.cache" % i),
-                                        "REPORT_INTERVAL_MS": str(report_ms), "LOG_LEVEL": "warn",
+                                        "REPORT_INTERVAL_MS": str(report_ms), "LOG_LEVEL": "notice",
                                         "NODE_ID": "bench-%d" % i})
             g.wait_ready()
             nodes.append(g)
