@@ -24,17 +24,17 @@
 #define PKG "/wsgw.control.v1.Admin/"
 
 static struct {
-    const char *server, *token, *tls_ca;
+    const char *server, *token, *tls_ca, *tls_cert, *tls_key;
     bool json;
     long timeout_ms;
-} g = {NULL, NULL, "", false, 5000};
+} g = {NULL, NULL, "", "", "", false, 5000};
 
 static grpc_channel *channel;
 
 static void usage(void)
 {
     fputs("usage: wsgwctl [--server host:port] [--token T] [--json] [--timeout-ms N]\n"
-          "               [--tls-ca file] COMMAND\n\n"
+          "               [--tls-ca file [--tls-cert file --tls-key file]] COMMAND\n\n"
           "  role set NAME --allow P [--allow P]... [--deny P]... [--max-channels N]\n"
           "                [--max-wildcards N] [--rate-limit N] [--rate-burst N]\n"
           "  role get NAME | role list | role delete NAME\n"
@@ -587,6 +587,10 @@ int main(int argc, char **argv)
             g.token = val;
         else if (!strcmp(arg, "--tls-ca"))
             g.tls_ca = val;
+        else if (!strcmp(arg, "--tls-cert"))
+            g.tls_cert = val;
+        else if (!strcmp(arg, "--tls-key"))
+            g.tls_key = val;
         else if (!strcmp(arg, "--timeout-ms"))
             g.timeout_ms = atol(val);
         else
@@ -601,10 +605,16 @@ int main(int argc, char **argv)
 
     grpc_init();
     grpc_channel_credentials *creds;
-    gw_buf_t ca = GW_BUF_INIT;
+    gw_buf_t ca = GW_BUF_INIT, cert = GW_BUF_INIT, key = GW_BUF_INIT;
     if (g.tls_ca[0]) {
         if (gw_buf_read_file(&ca, g.tls_ca, 1 << 20) < 0) FAIL_USAGE("cannot read %s", g.tls_ca);
-        creds = grpc_ssl_credentials_create_ex(ca.data, NULL, NULL, NULL);
+        if (g.tls_cert[0] && (gw_buf_read_file(&cert, g.tls_cert, 1 << 20) < 0 ||
+                              gw_buf_read_file(&key, g.tls_key, 1 << 20) < 0))
+            FAIL_USAGE("cannot read --tls-cert / --tls-key");
+        grpc_ssl_pem_key_cert_pair pair = {key.data, cert.data};
+        creds = grpc_ssl_credentials_create_ex(ca.data, g.tls_cert[0] ? &pair : NULL, NULL, NULL);
+        gw_buf_free(&cert);
+        gw_buf_free(&key);
     } else {
         creds = grpc_insecure_credentials_create();
     }

@@ -59,6 +59,8 @@ typedef struct {
     char *control_plane_url;
     char *control_node_token;
     char *control_tls_ca;
+    char *control_tls_client_cert;
+    char *control_tls_client_key;
     char *config_cache_path;
     long report_interval_ms;
     int log_level;  /* gw_log_level_t */

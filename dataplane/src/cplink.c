@@ -441,25 +441,32 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static grpc_channel_credentials *make_creds(const char *ca_path)
+static grpc_channel_credentials *make_creds(const gw_cplink_opts_t *o)
 {
-    if (!ca_path || !ca_path[0]) return grpc_insecure_credentials_create();
-    gw_buf_t ca = GW_BUF_INIT;
-    if (gw_buf_read_file(&ca, ca_path, 1 << 20) < 0) {
-        gw_buf_free(&ca);
-        return NULL;
+    if (!o->tls_ca || !o->tls_ca[0]) return grpc_insecure_credentials_create();
+    gw_buf_t ca = GW_BUF_INIT, cert = GW_BUF_INIT, key = GW_BUF_INIT;
+    grpc_channel_credentials *c = NULL;
+    bool mtls = o->tls_cert && o->tls_cert[0];
+    if (gw_buf_read_file(&ca, o->tls_ca, 1 << 20) == 0 &&
+        (!mtls || (gw_buf_read_file(&cert, o->tls_cert, 1 << 20) == 0 &&
+                   gw_buf_read_file(&key, o->tls_key, 1 << 20) == 0))) {
+        grpc_ssl_pem_key_cert_pair pair = {key.data, cert.data};
+        c = grpc_ssl_credentials_create_ex(ca.data, mtls ? &pair : NULL, NULL, NULL);
     }
-    grpc_channel_credentials *c = grpc_ssl_credentials_create_ex(ca.data, NULL, NULL, NULL);
+    if (key.data) memset(key.data, 0, key.len);
     gw_buf_free(&ca);
+    gw_buf_free(&cert);
+    gw_buf_free(&key);
     return c;
 }
 
 gw_cplink_t *gw_cplink_start(uv_loop_t *loop, const gw_cplink_opts_t *o, uint64_t held_version,
                              const char *held_epoch, gw_cplink_snapshot_cb cb, void *ud)
 {
-    grpc_channel_credentials *creds = make_creds(o->tls_ca);
+    grpc_channel_credentials *creds = make_creds(o);
     if (!creds) {
-        GW_LOG(GW_LOG_ERROR, SUBSYS, "bad_tls", "setting=CONTROL_TLS_CA path=%s", o->tls_ca);
+        GW_LOG(GW_LOG_ERROR, SUBSYS, "bad_tls",
+               "settings=CONTROL_TLS_CA,CONTROL_TLS_CLIENT_CERT,CONTROL_TLS_CLIENT_KEY");
         return NULL;
     }
     gw_cplink_t *l = gw_xcalloc(1, sizeof *l);

@@ -23,7 +23,9 @@ typedef struct {
     const char *target; /* host:port */
     const char *token;  /* CONTROL_NODE_TOKEN */
     const char *node_id, *address, *build;
-    const char *tls_ca; /* PEM file path, or "": plaintext */
+    const char *tls_ca;   /* PEM file path, or "": plaintext */
+    const char *tls_cert; /* client certificate for mTLS, or "" */
+    const char *tls_key;
 } gw_cplink_opts_t;
 
 /* A pushed snapshot (packed wsgw.control.v1.Snapshot), on the loop thread. The callee

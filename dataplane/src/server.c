@@ -733,10 +733,17 @@ static void start_control_link(gw_server_t *srv)
     const gw_config_t *cfg = srv->cfg;
     srv->cp_mode = true;
     load_cached_config(srv);
-    gw_cplink_opts_t o = {cfg->control_plane_url, cfg->control_node_token, cfg->node_id,
-                          cfg->node_id,           "wsgw " GW_VERSION,      cfg->control_tls_ca};
+    gw_cplink_opts_t o = {.target = cfg->control_plane_url,
+                          .token = cfg->control_node_token,
+                          .node_id = cfg->node_id,
+                          .address = cfg->node_id,
+                          .build = "wsgw " GW_VERSION,
+                          .tls_ca = cfg->control_tls_ca,
+                          .tls_cert = cfg->control_tls_client_cert,
+                          .tls_key = cfg->control_tls_client_key};
     srv->cplink =
         gw_cplink_start(srv->loop, &o, srv->config_version, srv->config_epoch, on_snapshot, srv);
+    if (!srv->cplink) return; /* logged; the node serves from its cache, if any */
     uv_timer_init(srv->loop, &srv->report_timer);
     srv->report_timer.data = srv;
     uv_timer_start(&srv->report_timer, on_report, (uint64_t)cfg->report_interval_ms,

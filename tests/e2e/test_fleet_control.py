@@ -184,3 +184,89 @@ def test_wsgwctl_exit_codes(fleet):
     p = subprocess.run([WSGWCTL, "role", "list"], capture_output=True, text=True, timeout=30,
                        env=env)
     assert p.returncode == 0 and "user" in p.stdout
+
+
+def test_real_node_nacks_what_it_cannot_apply(fleet, tmp_path):
+    control, nodes = fleet
+    before = versions(nodes)
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN PUBLIC KEY-----\nnot base64 at all\n-----END PUBLIC KEY-----\n")
+    v = ctl_json(control, "auth", "set", "--jwt-public-key-file", str(bad))["version"]
+    wait_for(lambda: [n["sync_status"] for n in ctl_json(control, "nodes")["nodes"]]
+             == ["nacked", "nacked"], 10, "both nodes to NACK")
+    for n in ctl_json(control, "nodes")["nodes"]:
+        assert "jwt_public_key_pem" in n["error_detail"] and n["acked_version"] == before[0]
+    assert versions(nodes) == before  # they keep what they had
+    # the next change is pushed (no resend of v, but v+1 is new) and refused again,
+    # since the bad key is still part of the config
+    v2 = ctl_json(control, "auth", "set", "--require-auth", "false")["version"]
+    assert v2 == v + 1
+    wait_for(lambda: all(n["sent_version"] == v2 and n["sync_status"] == "nacked"
+                         for n in ctl_json(control, "nodes")["nodes"]), 10, "v2 NACKed too")
+    assert versions(nodes) == before
+
+
+def test_deleting_a_role_closes_its_connections(fleet):
+    control, nodes = fleet
+    ctl(control, "role", "set", "temp", "--allow", "market:*")
+    k = ctl_json(control, "key", "create", "--role", "temp")
+    wait_for(lambda: versions(nodes) == [k["version"]] * 2, 5, "pushed")
+    c = nodes[0].ws(headers={"X-API-Key": k["secret"]})
+    assert c.recv()["role"] == "temp"
+    anon = nodes[0].ws()
+    anon.recv()
+    ctl(control, "role", "delete", "temp")
+    assert c.expect_close(timeout=5) == 4403
+    anon.send({"type": "ping", "id": "still"})  # other roles are untouched
+    assert anon.recv_type("pong")["id"] == "still"
+
+
+def make_pki(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl CLI)."""
+    def run(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=wsgw-test-ca")
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"),
+                      ("client", "subjectAltName=DNS:node.test")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+            name + ".csr", "-subj", "/CN=" + name)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write(ext + "\n")
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+    return {k: os.path.join(d, k) for k in ("ca.pem", "server.pem", "server.key",
+                                             "client.pem", "client.key")}
+
+
+@pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mtls"])
+def test_tls_and_mtls(redis, tmp_path, mutual):
+    pki = make_pki(str(tmp_path))
+    env = {"CONTROL_TLS_CERT": pki["server.pem"], "CONTROL_TLS_KEY": pki["server.key"]}
+    if mutual:
+        env["CONTROL_TLS_CLIENT_CA"] = pki["ca.pem"]
+    control = Control(env=env)
+    client = ["--tls-ca", pki["ca.pem"]]
+    if mutual:
+        client += ["--tls-cert", pki["client.pem"], "--tls-key", pki["client.key"]]
+    node_env = {"CONTROL_PLANE_URL": control.node_target, "CONTROL_NODE_TOKEN": NODE_TOKEN,
+                "CONFIG_CACHE_PATH": str(tmp_path / "tls.cache"),
+                "CONTROL_TLS_CA": pki["ca.pem"]}
+    if mutual:
+        node_env.update(CONTROL_TLS_CLIENT_CERT=pki["client.pem"],
+                        CONTROL_TLS_CLIENT_KEY=pki["client.key"])
+    g = Gateway(redis.url, env=node_env)
+    try:
+        g.wait_ready()  # synced over TLS
+        def run(extra):
+            return subprocess.run([WSGWCTL, "--server", control.admin_target, "--token",
+                                   ADMIN_TOKEN, "--timeout-ms", "3000", *extra, "nodes"],
+                                  capture_output=True, text=True, timeout=30)
+        ok = run(client)
+        assert ok.returncode == 0 and "synced" in ok.stdout, ok.stderr
+        assert run([]).returncode == 3  # plaintext to a TLS port
+        if mutual:
+            assert run(["--tls-ca", pki["ca.pem"]]).returncode == 3  # no client certificate
+    finally:
+        g.close()
+        control.close()
