@@ -16,6 +16,8 @@
 #include "hub.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
+#include "assets.h"
 #include "proto.h"
 #include "redis.h"
 #include "session.h"
@@ -282,7 +284,9 @@ static int http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const cha
 {
     gw_buf_t body = GW_BUF_INIT;
     int status;
-    bool known = !strcmp(path, "/health") || !strcmp(path, "/stats");
+    const char *type = "application/json";
+    bool known = !strcmp(path, "/health") || !strcmp(path, "/stats") || !strcmp(path, "/metrics");
+    const gw_asset_t *asset = gw_asset_find(path);
 
     if (known && !stats_authorized(srv, wsi)) {
         gw_stats.stats_unauthorized++;
@@ -296,15 +300,26 @@ static int http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const cha
     } else if (!strcmp(path, "/stats")) {
         status = 200;
         render_stats(srv, &body);
+    } else if (!strcmp(path, "/metrics")) {
+        gw_metrics_ctx_t mc = {srv->redis && gw_redis_is_up(srv->redis), srv->cp_mode,
+                               srv->cplink && gw_cplink_connected(srv->cplink), srv->config_version,
+                               (uv_now(srv->loop) - srv->started_ms) / 1000};
+        status = 200;
+        type = "text/plain; version=0.0.4";
+        gw_metrics_render(&body, &mc);
+    } else if (asset) {
+        status = 200;
+        type = asset->type;
+        gw_buf_append(&body, asset->data, asset->len);
     } else {
         status = 404;
         gw_buf_puts(&body, "{\"error\":\"not_found\"}");
     }
-    gw_buf_putc(&body, '\n');
+    if (!asset && !strcmp(type, "application/json")) gw_buf_putc(&body, '\n');
 
     unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
     unsigned char *end = hdr + sizeof hdr - 1;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", body.len, &p, end) ||
+    if (lws_add_http_common_headers(wsi, (unsigned)status, type, body.len, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {

@@ -185,8 +185,13 @@ size_t gw_session_peek(gw_session_t *s, unsigned char *out, size_t cap, size_t *
 
 void gw_session_consume(gw_session_t *s, size_t n)
 {
+    uint64_t now = s->env->now_us ? s->env->now_us() : 0; /* one clock read per write */
     gw_stats.frames_sent += n;
-    while (n-- && s->qlen) qpop(s);
+    while (n-- && s->qlen) {
+        uint64_t rx = qat(s, 0)->m->rx_us;
+        if (rx && now >= rx) gw_stats_lag(now - rx);
+        qpop(s);
+    }
 }
 
 size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *need)

@@ -7,6 +7,10 @@
 #include "auth.h"
 #include "proto.h"
 
+/* Delivery lag (Redis receive to socket write) histogram bounds, in microseconds. */
+#define GW_LAG_BUCKETS 16
+extern const uint64_t gw_lag_bounds_us[GW_LAG_BUCKETS];
+
 typedef struct {
     uint64_t conn_current;
     uint64_t conn_total;
@@ -29,18 +33,31 @@ typedef struct {
     uint64_t auth_ok;
     uint64_t auth_failures[GW_AUTH__COUNT]; /* by reason */
     uint64_t auth_expired_closes;
-    uint64_t acl_denied;             /* subscriptions refused */
-    uint64_t acl_blocked_deliveries; /* deliveries stopped by the per-message check */
-    uint64_t rate_limited;           /* frames refused by the token bucket */
-    uint64_t rate_closes;            /* connections closed with 4429 */
-    uint64_t refused_max_conn;       /* upgrades refused: MAX_CONNECTIONS (503) */
-    uint64_t refused_per_ip;         /* upgrades refused: MAX_CONNECTIONS_PER_IP (429) */
-    uint64_t stats_unauthorized;     /* /health or /stats without STATS_TOKEN (401) */
-    uint64_t revoked_closes;         /* connections closed with 4403 */
-    uint64_t config_applied;         /* snapshots applied from the control plane */
-    uint64_t config_rejected;        /* snapshots NACKed */
+    uint64_t acl_denied;                      /* subscriptions refused */
+    uint64_t acl_blocked_deliveries;          /* deliveries stopped by the per-message check */
+    uint64_t rate_limited;                    /* frames refused by the token bucket */
+    uint64_t rate_closes;                     /* connections closed with 4429 */
+    uint64_t refused_max_conn;                /* upgrades refused: MAX_CONNECTIONS (503) */
+    uint64_t refused_per_ip;                  /* upgrades refused: MAX_CONNECTIONS_PER_IP (429) */
+    uint64_t stats_unauthorized;              /* /health or /stats without STATS_TOKEN (401) */
+    uint64_t revoked_closes;                  /* connections closed with 4403 */
+    uint64_t config_applied;                  /* snapshots applied from the control plane */
+    uint64_t config_rejected;                 /* snapshots NACKed */
+    uint64_t lag_buckets[GW_LAG_BUCKETS + 1]; /* last one: +Inf */
+    uint64_t lag_sum_us;
+    uint64_t lag_count;
 } gw_stats_t;
 
 extern gw_stats_t gw_stats;
+
+/* Records one delivery's lag. */
+static inline void gw_stats_lag(uint64_t us)
+{
+    int b = 0;
+    while (b < GW_LAG_BUCKETS && us > gw_lag_bounds_us[b]) b++;
+    gw_stats.lag_buckets[b]++;
+    gw_stats.lag_sum_us += us;
+    gw_stats.lag_count++;
+}
 
 #endif
