@@ -9,7 +9,8 @@ PKGS=(
   libcmocka-dev redis-server redis-tools libwebsockets-evlib-uv
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler protobuf-compiler-grpc
   python3-grpcio python3-protobuf
-  python3 python3-pytest python3-jwt python3-cryptography openssl curl docker-compose
+  python3 python3-pytest python3-jwt python3-cryptography python3-yaml openssl curl
+  docker-compose nginx-light
 )
 [ "${WSGW_DEPS_EXTRA:-}" ] && read -r -a extra <<<"$WSGW_DEPS_EXTRA" && PKGS+=("${extra[@]}")
 
