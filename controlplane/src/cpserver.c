@@ -12,11 +12,13 @@
 #include "auth.h"
 #include "buf.h"
 #include "fleet.h"
+#include "httpd.h"
 #include "log.h"
 #include "pb.h"
 
-#define SUBSYS "control"
-#define PKG    "/wsgw.control.v1."
+#define SUBSYS    "control"
+#define PKG       "/wsgw.control.v1."
+#define CP_NCODES (GRPC_STATUS_UNAUTHENTICATED + 1) /* gRPC status codes 0..16 */
 
 typedef enum {
     T_UNARY_NEW,
@@ -102,6 +104,10 @@ struct cp_server {
     bool stopping, cq_shut;
     int64_t stop_at_ms, push_due_ms, dirty_since_ms;
     uint64_t nonce_counter;
+    cp_httpd_t *httpd;
+    int64_t published_ms;
+    uint64_t admin_calls[16][CP_NCODES]; /* by method, status */
+    uint64_t pushes, acks, nacks;
 };
 
 static method_t admin_methods[];
@@ -186,6 +192,8 @@ static void on_unary_new(ucall_t *u, bool ok)
             protobuf_c_message_free_unpacked(req, NULL);
         }
     }
+    size_t mi = (size_t)(u->m - admin_methods);
+    if (mi < 16 && code < CP_NCODES) s->admin_calls[mi][code]++;
     if (code != GRPC_STATUS_OK)
         GW_LOG(GW_LOG_INFO, SUBSYS, "admin_refused", "method=%s code=%d detail=\"%s\"", u->m->path,
                code, detail);
@@ -366,6 +374,7 @@ static void stream_maybe_send(stream_t *st)
     st->md_sent = true;
     st->send_busy = true;
     n->sent_version = v;
+    s->pushes++;
     GW_LOG(GW_LOG_INFO, SUBSYS, "push", "node=%s version=%llu", n->node_id, (unsigned long long)v);
 }
 
@@ -448,6 +457,7 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
     case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_ACK:
         if (strcmp(m->ack->nonce, n->nonce)) break; /* an answer to an older push */
         n->acked_version = m->ack->version;
+        s->acks++;
         free(n->acked_epoch);
         n->acked_epoch = gw_xstrdup(cp_state_epoch(s->state));
         free(n->error);
@@ -456,6 +466,7 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
     case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_NACK:
         if (strcmp(m->nack->nonce, n->nonce)) break;
         n->nacked_version = m->nack->rejected_version ? m->nack->rejected_version : n->sent_version;
+        s->nacks++;
         free(n->error);
         n->error = gw_xstrndup(m->nack->error_detail, strnlen(m->nack->error_detail, 1024));
         GW_LOG(GW_LOG_WARN, SUBSYS, "node_nack", "node=%s version=%llu error=\"%s\"", n->node_id,
@@ -819,6 +830,82 @@ static method_t admin_methods[] = {
 static const size_t n_admin_methods = sizeof admin_methods / sizeof admin_methods[0];
 
 /*------------------------------------------------------------------------------
+ * /metrics and /health, rendered here and served by the HTTP thread */
+
+static const char *const code_names[CP_NCODES] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+static void publish_metrics(cp_server_t *s)
+{
+    static const char *const statuses[] = {"synced", "pending", "nacked", "stale", "gone"};
+    uint64_t count[5] = {0};
+    uint64_t v = cp_state_version(s->state);
+    for (cp_node_t *n = s->fleet.nodes; n; n = n->next) {
+        const char *st = cp_fleet_status(&s->fleet, n, v, wall_ms());
+        for (int i = 0; i < 5; i++)
+            if (!strcmp(st, statuses[i])) count[i]++;
+    }
+    gw_buf_t b = GW_BUF_INIT;
+    gw_buf_printf(&b,
+                  "# HELP wsgw_control_up 1 while the control plane serves\n"
+                  "# TYPE wsgw_control_up gauge\nwsgw_control_up 1\n"
+                  "# HELP wsgw_control_config_version current config version\n"
+                  "# TYPE wsgw_control_config_version gauge\nwsgw_control_config_version %llu\n"
+                  "# HELP wsgw_control_nodes data planes by sync status\n"
+                  "# TYPE wsgw_control_nodes gauge\n",
+                  (unsigned long long)v);
+    for (int i = 0; i < 5; i++)
+        gw_buf_printf(&b, "wsgw_control_nodes{status=\"%s\"} %llu\n", statuses[i],
+                      (unsigned long long)count[i]);
+    gw_buf_printf(&b,
+                  "# HELP wsgw_control_pushes_total snapshots sent to nodes\n"
+                  "# TYPE wsgw_control_pushes_total counter\nwsgw_control_pushes_total %llu\n"
+                  "# HELP wsgw_control_acks_total snapshots acknowledged\n"
+                  "# TYPE wsgw_control_acks_total counter\nwsgw_control_acks_total %llu\n"
+                  "# HELP wsgw_control_nacks_total snapshots refused by nodes\n"
+                  "# TYPE wsgw_control_nacks_total counter\nwsgw_control_nacks_total %llu\n"
+                  "# HELP wsgw_control_admin_calls_total admin calls by method and status\n"
+                  "# TYPE wsgw_control_admin_calls_total counter\n",
+                  (unsigned long long)s->pushes, (unsigned long long)s->acks,
+                  (unsigned long long)s->nacks);
+    for (size_t m = 0; m < n_admin_methods && m < 16; m++)
+        for (int c = 0; c < CP_NCODES; c++)
+            if (s->admin_calls[m][c] || c == 0)
+                gw_buf_printf(&b,
+                              "wsgw_control_admin_calls_total{method=\"%s\",code=\"%s\"} %llu\n",
+                              strrchr(admin_methods[m].path, '/') + 1, code_names[c],
+                              (unsigned long long)s->admin_calls[m][c]);
+    cp_httpd_publish(s->httpd, "/metrics", b.data, b.len);
+    b.len = 0;
+    gw_buf_printf(&b,
+                  "{\"status\":\"%s\",\"version\":%llu,\"epoch\":\"%s\",\"nodes\":{\"synced\":"
+                  "%llu,\"pending\":%llu,\"nacked\":%llu,\"stale\":%llu,\"gone\":%llu}}\n",
+                  s->stopping ? "stopping" : "ok", (unsigned long long)v, cp_state_epoch(s->state),
+                  (unsigned long long)count[0], (unsigned long long)count[1],
+                  (unsigned long long)count[2], (unsigned long long)count[3],
+                  (unsigned long long)count[4]);
+    cp_httpd_publish(s->httpd, "/health", b.data, b.len);
+    gw_buf_free(&b);
+}
+
+/*------------------------------------------------------------------------------
  * Lifecycle */
 
 static grpc_server_credentials *make_creds(const cp_server_opts_t *o, char *err, size_t errlen)
@@ -897,6 +984,15 @@ cp_server_t *cp_server_new(const cp_server_opts_t *o, cp_state_t *state, char *e
         admin_methods[i].registered =
             grpc_server_register_method(s->admin_srv, admin_methods[i].path, NULL,
                                         GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    if (o->metrics_listen && o->metrics_listen[0]) {
+        s->httpd = cp_httpd_start(o->metrics_listen, err, errlen);
+        if (!s->httpd) {
+            grpc_server_destroy(s->admin_srv);
+            s->admin_srv = NULL;
+            goto Error;
+        }
+        publish_metrics(s);
+    }
     grpc_server_start(s->node_srv);
     grpc_server_start(s->admin_srv);
     request_stream(s);
@@ -924,6 +1020,11 @@ int cp_server_node_port(const cp_server_t *s)
 int cp_server_admin_port(const cp_server_t *s)
 {
     return s->admin_port;
+}
+
+int cp_server_metrics_port(const cp_server_t *s)
+{
+    return s->httpd ? cp_httpd_port(s->httpd) : 0;
 }
 
 void cp_server_stop(cp_server_t *s)
@@ -971,6 +1072,10 @@ void cp_server_run(cp_server_t *s)
         int64_t now = mono_ms();
         if (s->stop_requested && !s->stopping) begin_shutdown(s);
         if (s->push_due_ms && now >= s->push_due_ms && !s->stopping) push_all(s);
+        if (s->httpd && now - s->published_ms >= 500) {
+            publish_metrics(s);
+            s->published_ms = now;
+        }
         if (s->stopping && s->stop_at_ms && now >= s->stop_at_ms) {
             grpc_server_cancel_all_calls(s->node_srv);
             grpc_server_cancel_all_calls(s->admin_srv);
@@ -997,6 +1102,7 @@ void cp_server_run(cp_server_t *s)
 void cp_server_free(cp_server_t *s)
 {
     if (!s) return;
+    cp_httpd_stop(s->httpd);
     grpc_server_destroy(s->node_srv);
     grpc_server_destroy(s->admin_srv);
     grpc_completion_queue_destroy(s->cq);

@@ -13,8 +13,9 @@
 #include "state.h"
 
 typedef struct {
-    const char *node_listen;  /* host:port for data planes */
-    const char *admin_listen; /* host:port for admins */
+    const char *node_listen;    /* host:port for data planes */
+    const char *admin_listen;   /* host:port for admins */
+    const char *metrics_listen; /* host:port for /metrics and /health, or "" */
     const char *state_path;
     const char *admin_token;
     const char *node_token;
@@ -35,5 +36,6 @@ void cp_server_free(cp_server_t *s);
 /* Ports actually bound (useful with port 0). */
 int cp_server_node_port(const cp_server_t *s);
 int cp_server_admin_port(const cp_server_t *s);
+int cp_server_metrics_port(const cp_server_t *s);
 
 #endif

@@ -13,7 +13,7 @@
 #include "state.h"
 
 typedef struct {
-    char *node_listen, *admin_listen, *state_path, *admin_token, *node_token;
+    char *node_listen, *admin_listen, *metrics_listen, *state_path, *admin_token, *node_token;
     char *tls_cert, *tls_key, *tls_client_ca;
     long report_interval_ms, debounce_ms, debounce_max_ms;
     int log_level, log_format;
@@ -28,6 +28,8 @@ static const gw_opt_t options[] = {
      0, "host:port for data planes (ControlPlane service)"},
     {"admin-listen", "CONTROL_ADMIN_LISTEN", GW_OPT_STR, OFF(admin_listen), "127.0.0.1:7401", 0, 0,
      NULL, 0, "host:port for admins (Admin service)"},
+    {"metrics-listen", "CONTROL_METRICS_LISTEN", GW_OPT_STR, OFF(metrics_listen), "127.0.0.1:7402",
+     0, 0, NULL, 0, "host:port for GET /metrics and /health (empty: off)"},
     {"state-path", "CONTROL_STATE_PATH", GW_OPT_STR, OFF(state_path), "wsgw-control.state", 0, 0,
      NULL, 0, "state file (written atomically; survives restarts)"},
     {"admin-token", "CONTROL_ADMIN_TOKEN", GW_OPT_STR, OFF(admin_token), "", 0, 0, NULL,
@@ -101,10 +103,18 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     grpc_init();
 
-    cp_server_opts_t o = {cfg.node_listen, cfg.admin_listen,   cfg.state_path,
-                          cfg.admin_token, cfg.node_token,     cfg.tls_cert,
-                          cfg.tls_key,     cfg.tls_client_ca,  cfg.report_interval_ms,
-                          cfg.debounce_ms, cfg.debounce_max_ms};
+    cp_server_opts_t o = {.node_listen = cfg.node_listen,
+                          .admin_listen = cfg.admin_listen,
+                          .metrics_listen = cfg.metrics_listen,
+                          .state_path = cfg.state_path,
+                          .admin_token = cfg.admin_token,
+                          .node_token = cfg.node_token,
+                          .tls_cert = cfg.tls_cert,
+                          .tls_key = cfg.tls_key,
+                          .tls_client_ca = cfg.tls_client_ca,
+                          .report_interval_ms = cfg.report_interval_ms,
+                          .debounce_ms = cfg.debounce_ms,
+                          .debounce_max_ms = cfg.debounce_max_ms};
     g_server = cp_server_new(&o, state, err, sizeof err);
     if (!g_server) {
         fprintf(stderr, "wsgw-control: %s\n", err);
@@ -113,8 +123,9 @@ int main(int argc, char **argv)
         gw_opts_free(&spec, &cfg);
         return 1;
     }
-    GW_LOG(GW_LOG_NOTICE, "control", "listening", "node_port=%d admin_port=%d version=%llu",
-           cp_server_node_port(g_server), cp_server_admin_port(g_server),
+    GW_LOG(GW_LOG_NOTICE, "control", "listening",
+           "node_port=%d admin_port=%d metrics_port=%d version=%llu", cp_server_node_port(g_server),
+           cp_server_admin_port(g_server), cp_server_metrics_port(g_server),
            (unsigned long long)cp_state_version(state));
     cp_server_run(g_server);
     cp_server_t *s = g_server;

@@ -49,6 +49,7 @@ class Control:
         self.env.update({"CONTROL_ADMIN_TOKEN": ADMIN_TOKEN, "CONTROL_NODE_TOKEN": NODE_TOKEN,
                          "CONTROL_STATE_PATH": os.path.join(self.dir, "state.pb"),
                          "REPORT_INTERVAL_MS": "300", "CONTROL_DEBOUNCE_MS": "20",
+                         "CONTROL_METRICS_LISTEN": "127.0.0.1:0",
                          "CONTROL_DEBOUNCE_MAX_MS": "200"})
         self.env.update(env or {})
         self.proc = None
@@ -68,6 +69,9 @@ class Control:
                                          stderr=subprocess.STDOUT)
             try:
                 wait_for(lambda: self._listening(), 10, "wsgw-control to listen")
+                import re
+                m = re.search(r"metrics_port=(\d+)", self.logtext()[self.log_offset:])
+                self.metrics_port = int(m.group(1)) if m else 0
                 return
             except AssertionError:
                 if self.proc.poll() is None:
@@ -96,6 +100,16 @@ class Control:
     @property
     def node_target(self):
         return "127.0.0.1:%d" % self.node_port
+
+    def http(self, path):
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.metrics_port, path),
+                                        timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def admin(self, token=ADMIN_TOKEN):
         pb2, pb2_grpc = stubs()

@@ -239,3 +239,33 @@ def test_state_survives_restart(control):
     assert after.version == before.version and after.epoch == before.epoch
     assert [r.name for r in after.roles] == [r.name for r in before.roles]
     assert a.PutRole(role=pb2.Role(name="next", allow=["n"])).version == key.version + 1
+
+
+def test_metrics_and_health(control):
+    pb2, _ = stubs()
+    a = control.admin()
+    a.PutRole(role=pb2.Role(name="m", allow=["x"]))
+    try:
+        a.GetRole(name="nobody")
+    except grpc.RpcError:
+        pass
+    n = FakeNode(control, "mnode")
+    n.next_push()
+    import re
+    def metrics():
+        status, body = control.http("/metrics")
+        assert status == 200
+        for line in body.splitlines():
+            assert line.startswith("#") or re.match(r'^[a-z_]+(\{[^}]*\})? [0-9]+$', line), line
+        return body
+    wait_for(lambda: 'wsgw_control_nodes{status="pending"} 1' in metrics(), 5, "node counted")
+    body = metrics()
+    assert "wsgw_control_config_version 2" in body
+    assert 'wsgw_control_admin_calls_total{method="PutRole",code="OK"} 1' in body
+    assert 'wsgw_control_admin_calls_total{method="GetRole",code="NOT_FOUND"} 1' in body
+    assert "wsgw_control_pushes_total 1" in body
+    status, health = control.http("/health")
+    import json
+    assert status == 200 and json.loads(health)["status"] == "ok"
+    assert control.http("/nope")[0] == 404
+    n.close()
