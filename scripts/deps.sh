@@ -10,9 +10,13 @@ PKGS=(
   libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler protobuf-compiler-grpc
   python3-grpcio python3-protobuf
   python3 python3-pytest python3-jwt python3-cryptography python3-yaml openssl curl
-  docker-compose nginx-light
+  docker-compose nginx-light chromium
 )
 [ "${WSGW_DEPS_EXTRA:-}" ] && read -r -a extra <<<"$WSGW_DEPS_EXTRA" && PKGS+=("${extra[@]}")
+
+# Node.js for the browser test: the machine's own when it has one (>= 20), Debian's
+# otherwise.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -16,6 +16,9 @@ step() { printf '\n=== %s\n' "$*"; }
 step "dependencies"
 ./scripts/deps.sh
 
+step "browser test dependencies (npm ci: playwright-core, no browser download)"
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+
 step "build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$JOBS"

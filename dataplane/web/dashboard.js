@@ -8,6 +8,7 @@ const state = {
   channels: [],          // what the user asked for; resubscribed after every reconnect
   credential: null,      // {token} or {api_key}, sent again after every reconnect
   lastSeq: 0,
+  lastAck: "",           // id of the last "subscribed" reply
   messages: 0,
   gaps: 0,
   resyncs: 0,
@@ -105,6 +106,10 @@ function onFrame(ev) {
     case "error":
       row(m.seq, "(error " + m.code + ")", m.message + (m.channel ? " " + m.channel : ""), "control");
       break;
+    case "subscribed":
+      state.lastAck = m.id || "";
+      row(m.seq, "(subscribed)", (m.id ? m.id + ": " : "") + m.channels.join(", "), gap ? "gap" : "control");
+      break;
     default:
       row(m.seq, "(" + m.type + ")", JSON.stringify(m.channels || m.id || ""), gap ? "gap" : "control");
   }
@@ -116,6 +121,7 @@ function connect() {
   const ws = new WebSocket(url);
   state.ws = ws;
   state.lastSeq = 0; // seq starts again with every connection
+  state.lastAck = "";
   setStatus(false, "connecting");
   ws.onopen = () => { if (state.credential) send(Object.assign({ type: "auth" }, state.credential)); };
   ws.onmessage = onFrame;
