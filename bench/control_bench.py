@@ -18,7 +18,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 
-from cptest import NODE_TOKEN, Control, stubs  # noqa: E402
+from cptest import NODE_TOKEN, Control, grpc_api  # noqa: E402
 from gwtest import Gateway, Redis  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def run(nodes_n, changes, debounce, report_ms, redis):
                                         "NODE_ID": "bench-%d" % i})
             g.wait_ready()
             nodes.append(g)
-        pb2, _ = stubs()
+        pb2, _ = grpc_api()
         a = control.admin()
         lat = []
         for i in range(changes):

@@ -1,4 +1,4 @@
-"""Control-plane fixtures: a wsgw-control process on free ports, Python gRPC stubs
+"""Control-plane fixtures: a wsgw-control process on free ports, Python gRPC grpc_api
 generated from proto/ at test time (Debian's protoc + grpc_python_plugin), and a small
 client for the Admin API. A second implementation of the contract (grpcio) calling ours
 is the point: if the proto and the server disagree, these tests fail."""
@@ -17,15 +17,15 @@ CONTROL_BIN = os.environ.get("WSGW_CONTROL_BIN", os.path.join(ROOT, "build", "bi
 ADMIN_TOKEN = "admin-token-0123456789"
 NODE_TOKEN = "node-token-0123456789ab"
 
-_stubs = None
+_grpc_api = None
 
 
-def stubs():
+def grpc_api():
     """(pb2, pb2_grpc) generated into a temp dir once per process."""
-    global _stubs
-    if _stubs:
-        return _stubs
-    out = tempfile.mkdtemp(prefix="gwtest-stubs-")
+    global _grpc_api
+    if _grpc_api:
+        return _grpc_api
+    out = tempfile.mkdtemp(prefix="gwtest-grpc_api-")
     proto_dir = os.path.join(ROOT, "proto")
     subprocess.run(["protoc", "-I", proto_dir, "--python_out=" + out, "--grpc_out=" + out,
                     "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
@@ -35,8 +35,8 @@ def stubs():
     sys.path.insert(0, out)
     pb2 = importlib.import_module("wsgw.control.v1.control_pb2")
     pb2_grpc = importlib.import_module("wsgw.control.v1.control_pb2_grpc")
-    _stubs = (pb2, pb2_grpc)
-    return _stubs
+    _grpc_api = (pb2, pb2_grpc)
+    return _grpc_api
 
 
 class Control:
@@ -112,7 +112,7 @@ class Control:
             return e.code, e.read().decode()
 
     def admin(self, token=ADMIN_TOKEN):
-        pb2, pb2_grpc = stubs()
+        pb2, pb2_grpc = grpc_api()
         ch = grpc.insecure_channel(self.admin_target)
         return AdminClient(pb2, pb2_grpc.AdminStub(ch), ch, token)
 
@@ -135,12 +135,12 @@ class Control:
 
 
 class AdminClient:
-    def __init__(self, pb2, stub, channel, token):
-        self.pb2, self.stub, self.channel = pb2, stub, channel
+    def __init__(self, pb2, client, channel, token):
+        self.pb2, self.client, self.channel = pb2, client, channel
         self.md = [("authorization", "Bearer " + token)] if token else []
 
     def __getattr__(self, name):
-        method = getattr(self.stub, name)
+        method = getattr(self.client, name)
         return lambda req=None, **kw: method(req if req is not None else getattr(
             self.pb2, name + "Request")(**kw), metadata=self.md, timeout=5)
 

@@ -6,7 +6,7 @@ import time
 import grpc
 import pytest
 
-from cptest import ADMIN_TOKEN, NODE_TOKEN, Control, stubs
+from cptest import ADMIN_TOKEN, NODE_TOKEN, Control, grpc_api
 from gwtest import wait_for
 
 
@@ -24,7 +24,7 @@ def code_of(fn):
 
 
 def test_roles_crud(control):
-    pb2, _ = stubs()
+    pb2, _ = grpc_api()
     a = control.admin()
     names = [r.name for r in a.ListRoles().roles]
     assert names == ["user", "admin", "internal"]
@@ -38,7 +38,7 @@ def test_roles_crud(control):
 
 
 def test_bad_requests_get_the_right_status(control):
-    pb2, _ = stubs()
+    pb2, _ = grpc_api()
     a = control.admin()
     code, detail = code_of(lambda: a.PutRole(role=pb2.Role(name="x", allow=["ok", "[bad"])))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "role.allow[1]" in detail
@@ -95,7 +95,7 @@ class FakeNode:
     """A data plane written with grpcio: proves the stream protocol for another client."""
 
     def __init__(self, control, node_id, version=0, epoch="", token=NODE_TOKEN):
-        pb2, pb2_grpc = stubs()
+        pb2, pb2_grpc = grpc_api()
         self.pb2 = pb2
         self.ch = grpc.insecure_channel(control.node_target)
         self.out = []
@@ -140,7 +140,7 @@ class FakeNode:
 
 
 def test_stream_push_ack_nack_and_no_resend_loop(control):
-    pb2, _ = stubs()
+    pb2, _ = grpc_api()
     a = control.admin()
     n = FakeNode(control, "n1")
     p = n.next_push()
@@ -181,7 +181,7 @@ def test_node_that_holds_the_version_gets_nothing(control):
     n = FakeNode(control, "n2", version=cfg.version, epoch=cfg.epoch)
     with pytest.raises(AssertionError):
         n.next_push(timeout=0.5)
-    pb2, _ = stubs()
+    pb2, _ = grpc_api()
     n.send(stats=pb2.NodeStats(time_unix_ms=1))  # a report keeps it from going stale
     wait_for(lambda: a.ListNodes().nodes[0].sync_status == "synced", 5, "synced from hello")
     stale = FakeNode(control, "n3", version=cfg.version, epoch="another-epoch")
@@ -191,7 +191,7 @@ def test_node_that_holds_the_version_gets_nothing(control):
 
 
 def test_stats_and_cluster_totals(control):
-    pb2, _ = stubs()
+    pb2, _ = grpc_api()
     a = control.admin()
     nodes = [FakeNode(control, "s%d" % i) for i in range(2)]
     for i, n in enumerate(nodes):
@@ -207,7 +207,7 @@ def test_stats_and_cluster_totals(control):
 
 
 def test_debounce_coalesces_changes(control):
-    pb2, _ = stubs()
+    pb2, _ = grpc_api()
     a = control.admin()
     n = FakeNode(control, "d1")
     p = n.next_push()
@@ -227,7 +227,7 @@ def test_debounce_coalesces_changes(control):
 
 
 def test_state_survives_restart(control):
-    pb2, _ = stubs()
+    pb2, _ = grpc_api()
     a = control.admin()
     a.PutRole(role=pb2.Role(name="kept", allow=["k:*"]))
     key = a.CreateApiKey(role="kept", id="kk")
@@ -242,7 +242,7 @@ def test_state_survives_restart(control):
 
 
 def test_metrics_and_health(control):
-    pb2, _ = stubs()
+    pb2, _ = grpc_api()
     a = control.admin()
     a.PutRole(role=pb2.Role(name="m", allow=["x"]))
     try:
