@@ -589,15 +589,42 @@ static grpc_status_code commit(cp_server_t *s, cp_state_t *next, int rc, char *d
 
 #define REQ(type, var) const type *var = (const type *)req
 
-static grpc_status_code h_put_role(cp_server_t *s, const ProtobufCMessage *req,
-                                   grpc_byte_buffer **reply, char *detail, size_t dlen)
+/* Every mutation runs the same way: on a copy, committed (persisted, swapped, pushed)
+ * only when valid; the reply is the new version. */
+typedef int (*mutation_fn)(cp_state_t *next, const ProtobufCMessage *req, char *detail,
+                           size_t dlen);
+
+static grpc_status_code mutate(cp_server_t *s, mutation_fn op, const ProtobufCMessage *req,
+                               grpc_byte_buffer **reply, char *detail, size_t dlen)
 {
-    REQ(Wsgw__Control__V1__PutRoleRequest, r);
     cp_state_t *next = cp_state_clone(s->state);
-    grpc_status_code c =
-        commit(s, next, cp_state_put_role(next, r->role, detail, dlen), detail, dlen);
+    grpc_status_code c = commit(s, next, op(next, req, detail, dlen), detail, dlen);
     return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
 }
+
+#define MUTATION(handler, type, call)                                                              \
+    static int handler##_op(cp_state_t *next, const ProtobufCMessage *req, char *detail,           \
+                            size_t dlen)                                                           \
+    {                                                                                              \
+        const type *r = (const type *)req;                                                         \
+        return call;                                                                               \
+    }                                                                                              \
+    static grpc_status_code handler(cp_server_t *s, const ProtobufCMessage *req,                   \
+                                    grpc_byte_buffer **reply, char *detail, size_t dlen)           \
+    {                                                                                              \
+        return mutate(s, handler##_op, req, reply, detail, dlen);                                  \
+    }
+
+MUTATION(h_put_role, Wsgw__Control__V1__PutRoleRequest,
+         cp_state_put_role(next, r->role, detail, dlen))
+MUTATION(h_delete_role, Wsgw__Control__V1__DeleteRoleRequest,
+         cp_state_delete_role(next, r->name, detail, dlen))
+MUTATION(h_revoke_key, Wsgw__Control__V1__RevokeApiKeyRequest,
+         cp_state_revoke_key(next, r->id, detail, dlen))
+MUTATION(h_set_limits, Wsgw__Control__V1__SetLimitsRequest,
+         cp_state_set_limits(next, r->limits, detail, dlen))
+MUTATION(h_set_auth, Wsgw__Control__V1__SetAuthConfigRequest,
+         cp_state_set_auth(next, r->auth, detail, dlen))
 
 static const cp_role_msg_t *find_role(cp_server_t *s, const char *name)
 {
@@ -632,16 +659,6 @@ static grpc_status_code h_list_roles(cp_server_t *s, const ProtobufCMessage *req
     return GRPC_STATUS_OK;
 }
 
-static grpc_status_code h_delete_role(cp_server_t *s, const ProtobufCMessage *req,
-                                      grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    REQ(Wsgw__Control__V1__DeleteRoleRequest, r);
-    cp_state_t *next = cp_state_clone(s->state);
-    grpc_status_code c =
-        commit(s, next, cp_state_delete_role(next, r->name, detail, dlen), detail, dlen);
-    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
-}
-
 static grpc_status_code h_create_key(cp_server_t *s, const ProtobufCMessage *req,
                                      grpc_byte_buffer **reply, char *detail, size_t dlen)
 {
@@ -667,16 +684,6 @@ static grpc_status_code h_create_key(cp_server_t *s, const ProtobufCMessage *req
     return GRPC_STATUS_OK;
 }
 
-static grpc_status_code h_revoke_key(cp_server_t *s, const ProtobufCMessage *req,
-                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    REQ(Wsgw__Control__V1__RevokeApiKeyRequest, r);
-    cp_state_t *next = cp_state_clone(s->state);
-    grpc_status_code c =
-        commit(s, next, cp_state_revoke_key(next, r->id, detail, dlen), detail, dlen);
-    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
-}
-
 static grpc_status_code h_list_keys(cp_server_t *s, const ProtobufCMessage *req,
                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
 {
@@ -691,26 +698,6 @@ static grpc_status_code h_list_keys(cp_server_t *s, const ProtobufCMessage *req,
     *reply = pb_to_bb(&r.base);
     protobuf_c_message_free_unpacked(&m->base, NULL);
     return GRPC_STATUS_OK;
-}
-
-static grpc_status_code h_set_limits(cp_server_t *s, const ProtobufCMessage *req,
-                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    REQ(Wsgw__Control__V1__SetLimitsRequest, r);
-    cp_state_t *next = cp_state_clone(s->state);
-    grpc_status_code c =
-        commit(s, next, cp_state_set_limits(next, r->limits, detail, dlen), detail, dlen);
-    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
-}
-
-static grpc_status_code h_set_auth(cp_server_t *s, const ProtobufCMessage *req,
-                                   grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    REQ(Wsgw__Control__V1__SetAuthConfigRequest, r);
-    cp_state_t *next = cp_state_clone(s->state);
-    grpc_status_code c =
-        commit(s, next, cp_state_set_auth(next, r->auth, detail, dlen), detail, dlen);
-    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
 }
 
 static grpc_status_code h_get_config(cp_server_t *s, const ProtobufCMessage *req,

@@ -3,6 +3,7 @@ generated from proto/ at test time (Debian's protoc + grpc_python_plugin), and a
 client for the Admin API. A second implementation of the contract (grpcio) calling ours
 is the point: if the proto and the server disagree, these tests fail."""
 import importlib
+import re
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import tempfile
 
 import grpc
 
-from gwtest import ROOT, free_port, wait_for
+from gwtest import ROOT, Daemon, free_port
 
 CONTROL_BIN = os.environ.get("WSGW_CONTROL_BIN", os.path.join(ROOT, "build", "bin", "wsgw-control"))
 ADMIN_TOKEN = "admin-token-0123456789"
@@ -39,8 +40,11 @@ def grpc_api():
     return _grpc_api
 
 
-class Control:
+class Control(Daemon):
     """A wsgw-control process."""
+
+    name = "wsgw-control"
+    logname = "control.log"
 
     def __init__(self, state_dir=None, env=None):
         self.dir = state_dir or tempfile.mkdtemp(prefix="gwtest-control-")
@@ -57,41 +61,14 @@ class Control:
         self.start()
 
     def start(self, node_port=None, admin_port=None):
-        for _ in range(5):
+        def pick():
             self.node_port = node_port or free_port()
             self.admin_port = admin_port or free_port()
             self.env["CONTROL_NODE_LISTEN"] = "127.0.0.1:%d" % self.node_port
             self.env["CONTROL_ADMIN_LISTEN"] = "127.0.0.1:%d" % self.admin_port
-            self.logpath = os.path.join(self.dir, "control.log")
-            self.log_offset = len(self.logtext())
-            self.log = open(self.logpath, "ab")
-            self.proc = subprocess.Popen([CONTROL_BIN], env=self.env, stdout=self.log,
-                                         stderr=subprocess.STDOUT)
-            try:
-                wait_for(lambda: self._listening(), 10, "wsgw-control to listen")
-                import re
-                m = re.search(r"metrics_port=(\d+)", self.logtext()[self.log_offset:])
-                self.metrics_port = int(m.group(1)) if m else 0
-                return
-            except AssertionError:
-                if self.proc.poll() is None:
-                    self.proc.kill()
-                self.proc.wait()
-                if node_port:
-                    raise
-        raise RuntimeError("wsgw-control did not start:\n" + self.logtext())
-
-    def _listening(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("wsgw-control exited with %s" % self.proc.returncode)
-        return "event=listening" in self.logtext()[self.log_offset:]
-
-    def logtext(self):
-        try:
-            with open(self.logpath, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        self.launch([CONTROL_BIN], pick, fixed=node_port is not None)
+        m = re.search(r"metrics_port=(\d+)", self.logtext()[self.log_offset:])
+        self.metrics_port = int(m.group(1)) if m else 0
 
     @property
     def admin_target(self):

@@ -177,8 +177,51 @@ class RespClient:
         self.sock.close()
 
 
-class Gateway:
+class Daemon:
+    """A program of ours started on free ports, its log in a temp dir; ready when the log
+    says event=listening. A start that fails (a port taken meanwhile) is retried."""
+
+    name = "daemon"
+    logname = "daemon.log"
+
+    def launch(self, cmd, pick_ports, fixed=False):
+        """pick_ports() chooses ports and sets them in self.env; cmd is run with self.env."""
+        for _ in range(5):
+            pick_ports()
+            self.logpath = os.path.join(self.dir, self.logname)
+            self.log_offset = len(self.logtext())
+            self.log = open(self.logpath, "ab")
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log,
+                                         stderr=subprocess.STDOUT)
+            try:
+                wait_for(self._listening, 10, self.name + " to listen")
+                return
+            except AssertionError:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                self.proc.wait()
+                if fixed:
+                    break
+        raise RuntimeError(self.name + " did not start:\n" + self.logtext())
+
+    def _listening(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("%s exited with %s" % (self.name, self.proc.returncode))
+        return "event=listening" in self.logtext()[self.log_offset:]
+
+    def logtext(self):
+        try:
+            with open(self.logpath, errors="replace") as f:
+                return f.read()
+        except (OSError, AttributeError):
+            return ""
+
+
+class Gateway(Daemon):
     """A wsgw process. Extra settings are passed as environment variables."""
+
+    name = "wsgw"
+    logname = "wsgw.log"
 
     def __init__(self, redis_url, env=None, args=None):
         self.dir = tempfile.mkdtemp(prefix="gwtest-wsgw-")
@@ -196,34 +239,10 @@ class Gateway:
         self.start()
 
     def start(self):
-        for _ in range(5):
+        def pick():
             self.port = free_port()
             self.env["REDIS_WS_GATEWAY_PORT"] = str(self.port)
-            self.logpath = os.path.join(self.dir, "wsgw.log")
-            self.log_offset = len(self.logtext())
-            self.log = open(self.logpath, "ab")
-            self.proc = subprocess.Popen([WSGW_BIN] + self.args, env=self.env,
-                                         stdout=self.log, stderr=subprocess.STDOUT)
-            try:
-                wait_for(self._listening, 10, "wsgw to listen")
-                return
-            except AssertionError:
-                if self.proc.poll() is None:
-                    self.proc.kill()
-                self.proc.wait()
-        raise RuntimeError("wsgw did not start:\n" + self.logtext())
-
-    def _listening(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("wsgw exited with %s" % self.proc.returncode)
-        return "event=listening" in self.logtext()[self.log_offset:]
-
-    def logtext(self):
-        try:
-            with open(self.logpath, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        self.launch([WSGW_BIN] + self.args, pick)
 
     def http(self, path, headers=None):
         req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path),
