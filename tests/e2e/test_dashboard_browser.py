@@ -7,14 +7,10 @@ import os
 import shutil
 import subprocess
 
-import pytest
-
-from test_fleet_lb import lb_fleet  # noqa: F401 - the fixture
-
 BROWSER_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "browser")
 
 
-def test_dashboard_in_chromium(lb_fleet, redis):  # noqa: F811
+def test_dashboard_in_chromium(lb_fleet, redis):
     assert shutil.which("node") and os.path.exists("/usr/bin/chromium"), \
         "node and Debian's chromium are installed by scripts/deps.sh"
     assert os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")), \

@@ -5,9 +5,7 @@ import socket
 import subprocess
 import time
 
-import pytest
-
-from gwtest import WSGW_BIN, Gateway, WsClient, wait_for
+from gwtest import WSGW_BIN, wait_for
 
 
 def fresh(gw, **kw):
@@ -180,7 +178,6 @@ def test_keepalive_ping_and_dead_peer(gateway_factory):
         except (socket.timeout, TimeoutError):
             pass
         time.sleep(0.2)
-    b0, _ = None, None
     # A ping frame was sent to the dead client.
     raw = dead.sock.recv(65536)
     assert b"\x89" in raw

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from cptest import ADMIN_TOKEN, NODE_TOKEN, Control
-from gwtest import ROOT, Gateway, WsClosed, wait_for
+from gwtest import ROOT, Gateway, wait_for
 
 WSGWCTL = os.environ.get("WSGWCTL_BIN", os.path.join(ROOT, "build", "bin", "wsgwctl"))
 

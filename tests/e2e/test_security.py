@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gwtest import WSGW_BIN, UpgradeRefused, WsClient, WsClosed, wait_for
+from gwtest import WSGW_BIN, UpgradeRefused, WsClosed, wait_for
 
 SECRET = "e2e-secret-0123456789-abcdefghijklmnop"
 API_KEY = "e2e-api-key-do-not-log-me"
