@@ -1,82 +1,22 @@
-#include "server.h"
+#include "server_internal.h"
 
-#include <libwebsockets.h>
-#include <stdlib.h>
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <time.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 
-#include "acl.h"
-#include "auth.h"
 #include "buf.h"
-#include "cplink.h"
-#include "hub.h"
-#include "json.h"
 #include "log.h"
-#include "metrics.h"
-#include "assets.h"
 #include "proto.h"
-#include "redis.h"
-#include "session.h"
-#include "snapshot.h"
 #include "stats.h"
 
 #define SUBSYS "server"
 
 /* Coalescing buffer: all frames queued for one socket go out in one write of up to this. */
 #define WBUF_SIZE (256 * 1024)
-
-struct gw_server {
-    uv_loop_t *loop;
-    const gw_config_t *cfg; /* the node's own settings */
-    gw_config_t live;       /* what sessions see: cfg, overridden by the control plane */
-    char *owned_default_role;
-    bool cp_mode;      /* CONTROL_PLANE_URL is set */
-    bool config_ready; /* in cp_mode: a snapshot (pushed or cached) is applied */
-    uint64_t config_version;
-    char config_epoch[64];
-    gw_cplink_t *cplink;
-    uv_timer_t report_timer;
-    struct lws_context *ctx;
-    gw_hub_t *hub;
-    gw_redis_t *redis;
-    gw_session_env_t env;
-    gw_hub_ops_t hub_ops;
-    gw_session_t *sessions; /* doubly linked */
-    uint64_t serial;
-    uint64_t started_ms;
-    bool draining;
-    bool finished;
-    uv_timer_t drain_timer;
-    uv_check_t flush_check; /* writes queued frames once per loop turn, after all I/O */
-    uv_timer_t tick_timer;  /* auth timeouts and credential expiry */
-    struct ipcount **ips;   /* connections per client address */
-    size_t nips_buckets;
-    unsigned char stats_token_hash[32];
-    gw_session_t *flush; /* sessions with frames queued since the last turn */
-    unsigned char *wbuf; /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
-    lws_retry_bo_t retry;
-};
-
-/* Connections per client address, for MAX_CONNECTIONS_PER_IP. */
-struct ipcount {
-    struct ipcount *next;
-    uint32_t n;
-    char ip[48];
-};
-
-/* Per-connection data, allocated by lws for both HTTP and WebSocket roles. */
-typedef struct {
-    gw_session_t *s;
-    unsigned char *body; /* HTTP: LWS_PRE + body_len */
-    size_t body_len;
-    struct ipcount *ip; /* WebSocket: counted in srv->ips */
-    char *token;        /* credentials of the upgrade request, until ESTABLISHED */
-    char *api_key;
-} pss_t;
 
 static void finish(gw_server_t *srv);
 static void on_flush_check(uv_check_t *h);
@@ -173,175 +113,6 @@ static void session_close(gw_session_t *s, int code, const char *reason)
     s->closing = true;
     s->close_code = (uint16_t)code;
     session_want_write(s);
-}
-
-/*------------------------------------------------------------------------------
- * HTTP: /health, /stats, 404 */
-
-/* "control_plane":{...}, with a trailing comma. */
-static void render_control(gw_server_t *srv, gw_buf_t *b)
-{
-    gw_buf_printf(b,
-                  "\"control_plane\":{\"enabled\":%s,\"connected\":%s,\"config_version\":%llu,"
-                  "\"config_epoch\":\"%s\",\"applied\":%llu,\"rejected\":%llu},",
-                  srv->cp_mode ? "true" : "false",
-                  srv->cplink && gw_cplink_connected(srv->cplink) ? "true" : "false",
-                  (unsigned long long)srv->config_version, srv->config_epoch,
-                  (unsigned long long)gw_stats.config_applied,
-                  (unsigned long long)gw_stats.config_rejected);
-}
-
-static void render_stats(gw_server_t *srv, gw_buf_t *b)
-{
-    bool up = srv->redis && gw_redis_is_up(srv->redis);
-    gw_buf_puts(b, "{");
-    render_control(srv, b);
-    gw_buf_printf(b, "\"node\":");
-    gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
-    gw_buf_printf(
-        b,
-        ",\"uptime_s\":%llu,\"redis\":{\"connected\":%s,\"reconnects\":%llu},"
-        "\"connections\":{\"current\":%llu,\"total\":%llu},"
-        "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
-        "\"redis\":{\"exact\":%llu,\"pattern\":%llu}},"
-        "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
-        "\"writes\":%llu,\"frames_received\":%llu,\"resyncs_sent\":%llu},"
-        "\"slow_consumers\":{\"policy\":\"%s\",\"dropped\":%llu,"
-        "\"dropped_by_policy\":{\"drop\":%llu,\"conflate\":%llu},\"closed\":%llu},"
-        "\"closes_too_big\":%llu,\"errors\":{",
-        (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000), up ? "true" : "false",
-        (unsigned long long)gw_stats.redis_reconnects, (unsigned long long)gw_stats.conn_current,
-        (unsigned long long)gw_stats.conn_total, (unsigned long long)gw_stats.client_subs_exact,
-        (unsigned long long)gw_stats.client_subs_pattern,
-        (unsigned long long)gw_stats.redis_subs_exact,
-        (unsigned long long)gw_stats.redis_subs_pattern,
-        (unsigned long long)gw_stats.redis_messages, (unsigned long long)gw_stats.frames_sent,
-        (unsigned long long)gw_stats.bytes_sent, (unsigned long long)gw_stats.writes,
-        (unsigned long long)gw_stats.frames_received, (unsigned long long)gw_stats.resyncs_sent,
-        gw_policy_name(srv->cfg->slow_policy),
-        (unsigned long long)(gw_stats.dropped_drop + gw_stats.dropped_conflate),
-        (unsigned long long)gw_stats.dropped_drop, (unsigned long long)gw_stats.dropped_conflate,
-        (unsigned long long)gw_stats.slow_closes, (unsigned long long)gw_stats.closes_too_big);
-    for (int i = 0; i < GW_E__COUNT; i++)
-        gw_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", gw_errcode_name((gw_errcode_t)i),
-                      (unsigned long long)gw_stats.errors[i]);
-    gw_buf_printf(b, "},\"auth\":{\"ok\":%llu,\"expired_closes\":%llu,\"failures\":{",
-                  (unsigned long long)gw_stats.auth_ok,
-                  (unsigned long long)gw_stats.auth_expired_closes);
-    for (int i = 1; i < GW_AUTH__COUNT; i++)
-        gw_buf_printf(b, "%s\"%s\":%llu", i > 1 ? "," : "",
-                      gw_auth_result_name((gw_auth_result_t)i),
-                      (unsigned long long)gw_stats.auth_failures[i]);
-    gw_buf_printf(
-        b,
-        "}},\"acl\":{\"denied\":%llu,\"blocked_deliveries\":%llu},"
-        "\"rate_limit\":{\"limited\":%llu,\"closes\":%llu},"
-        "\"refused\":{\"max_connections\":%llu,\"per_ip\":%llu},"
-        "\"stats_unauthorized\":%llu}",
-        (unsigned long long)gw_stats.acl_denied,
-        (unsigned long long)gw_stats.acl_blocked_deliveries,
-        (unsigned long long)gw_stats.rate_limited, (unsigned long long)gw_stats.rate_closes,
-        (unsigned long long)gw_stats.refused_max_conn, (unsigned long long)gw_stats.refused_per_ip,
-        (unsigned long long)gw_stats.stats_unauthorized);
-}
-
-static int render_health(gw_server_t *srv, gw_buf_t *b)
-{
-    bool up = srv->redis && gw_redis_is_up(srv->redis);
-    bool configured = !srv->cp_mode || srv->config_ready;
-    const char *status = srv->draining ? "draining" : up && configured ? "ok" : "unavailable";
-    gw_buf_printf(b, "{\"status\":\"%s\",\"redis\":\"%s\",", status, up ? "up" : "down");
-    if (srv->draining)
-        gw_buf_puts(b, "\"reason\":\"shutting down\",");
-    else if (!up)
-        gw_buf_puts(b, "\"reason\":\"redis link is down\",");
-    else if (!configured)
-        gw_buf_puts(b, "\"reason\":\"no configuration from the control plane yet\",");
-    render_control(srv, b);
-    gw_buf_puts(b, "\"node\":");
-    gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
-    gw_buf_printf(b, ",\"uptime_s\":%llu,\"connections\":%llu}",
-                  (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000),
-                  (unsigned long long)gw_stats.conn_current);
-    return (up && configured && !srv->draining) ? 200 : 503;
-}
-
-/* STATS_TOKEN: compared as SHA-256 digests in constant time (no length leak either). */
-static bool stats_authorized(gw_server_t *srv, struct lws *wsi)
-{
-    char hdr[512];
-    unsigned char h[32];
-    if (!srv->cfg->stats_token[0]) return true;
-    int n = lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n < 8 || strncasecmp(hdr, "Bearer ", 7) != 0) return false;
-    gw_sha256(hdr + 7, (size_t)n - 7, h);
-    bool ok = CRYPTO_memcmp(h, srv->stats_token_hash, sizeof h) == 0;
-    OPENSSL_cleanse(hdr, sizeof hdr);
-    return ok;
-}
-
-static int http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *path)
-{
-    gw_buf_t body = GW_BUF_INIT;
-    int status;
-    const char *type = "application/json";
-    bool known = !strcmp(path, "/health") || !strcmp(path, "/stats") || !strcmp(path, "/metrics");
-    const gw_asset_t *asset = gw_asset_find(path);
-
-    if (known && !stats_authorized(srv, wsi)) {
-        gw_stats.stats_unauthorized++;
-        status = 401;
-        gw_buf_puts(&body, "{\"error\":\"unauthorized\"}");
-    } else if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
-        status = 405;
-        gw_buf_puts(&body, "{\"error\":\"method_not_allowed\"}");
-    } else if (!strcmp(path, "/health")) {
-        status = render_health(srv, &body);
-    } else if (!strcmp(path, "/stats")) {
-        status = 200;
-        render_stats(srv, &body);
-    } else if (!strcmp(path, "/metrics")) {
-        gw_metrics_ctx_t mc = {srv->redis && gw_redis_is_up(srv->redis), srv->cp_mode,
-                               srv->cplink && gw_cplink_connected(srv->cplink), srv->config_version,
-                               (uv_now(srv->loop) - srv->started_ms) / 1000};
-        status = 200;
-        type = "text/plain; version=0.0.4";
-        gw_metrics_render(&body, &mc);
-    } else if (asset) {
-        status = 200;
-        type = asset->type;
-        gw_buf_append(&body, asset->data, asset->len);
-    } else {
-        status = 404;
-        gw_buf_puts(&body, "{\"error\":\"not_found\"}");
-    }
-    if (!asset && !strcmp(type, "application/json")) gw_buf_putc(&body, '\n');
-
-    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
-    unsigned char *end = hdr + sizeof hdr - 1;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, type, body.len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end)) {
-        gw_buf_free(&body);
-        return 1;
-    }
-    pss->body = gw_xmalloc(LWS_PRE + body.len);
-    memcpy(pss->body + LWS_PRE, body.data, body.len);
-    pss->body_len = body.len;
-    gw_buf_free(&body);
-    lws_callback_on_writable(wsi);
-    return 0;
-}
-
-static int http_writeable(struct lws *wsi, pss_t *pss)
-{
-    if (!pss->body) return 0;
-    int n = lws_write(wsi, pss->body + LWS_PRE, pss->body_len, LWS_WRITE_HTTP_FINAL);
-    free(pss->body);
-    pss->body = NULL;
-    if (n < 0) return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 /*------------------------------------------------------------------------------
@@ -605,8 +376,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     pss_t *pss = user;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP: return http_request(srv, wsi, pss, (const char *)in);
-    case LWS_CALLBACK_HTTP_WRITEABLE: return http_writeable(wsi, pss);
+    case LWS_CALLBACK_HTTP: return gw_http_request(srv, wsi, pss, (const char *)in);
+    case LWS_CALLBACK_HTTP_WRITEABLE: return gw_http_writeable(wsi, pss);
     case LWS_CALLBACK_CLOSED_HTTP: /* also an upgrade that failed after the filter */
         if (pss) {
             free(pss->body);
@@ -645,124 +416,6 @@ static int fd_limit(void)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     return rl.rlim_cur > 200000 ? 200000 : (int)rl.rlim_cur;
-}
-
-/*------------------------------------------------------------------------------
- * Control plane: snapshots in, stats out */
-
-/* Swaps a validated snapshot in. Everything that can fail is checked before anything
- * changes, so a failure leaves the node exactly as it was. */
-static int apply_snapshot(gw_server_t *srv, const uint8_t *data, size_t len, char *err,
-                          size_t errlen, uint64_t *version)
-{
-    gw_snapshot_t sn;
-    *version = 0;
-    if (gw_snapshot_decode(data, len, &sn, err, errlen) < 0) return -1;
-    *version = sn.version;
-    if (gw_auth_set_jwt(srv->env.auth, sn.jwt_issuer, sn.jwt_audience, sn.jwt_role_claim,
-                        sn.jwt_leeway_s, sn.jwt_require_exp, sn.jwt_pem, err, errlen) < 0) {
-        gw_snapshot_free(&sn);
-        return -1;
-    }
-    gw_auth_set_keys(srv->env.auth, sn.keys, sn.nkeys);
-    const gw_config_t *own = srv->cfg;
-    gw_config_t *live = &srv->live;
-    live->require_auth = sn.require_auth;
-    free(srv->owned_default_role);
-    live->default_role = srv->owned_default_role = sn.default_role;
-    sn.default_role = NULL;
-    live->jwt_leeway_s = sn.jwt_leeway_s;
-    live->max_channels = sn.max_channels ? sn.max_channels : own->max_channels;
-    live->max_wildcards = sn.max_wildcards ? sn.max_wildcards : own->max_wildcards;
-    live->client_rate_limit = sn.rate_limit ? sn.rate_limit : own->client_rate_limit;
-    live->client_rate_burst = sn.rate_burst ? sn.rate_burst : own->client_rate_burst;
-    gw_roles_unref(srv->env.roles);
-    srv->env.roles = sn.roles;
-    sn.roles = NULL;
-    srv->config_version = sn.version;
-    snprintf(srv->config_epoch, sizeof srv->config_epoch, "%s", sn.epoch);
-    srv->config_ready = true;
-    gw_snapshot_free(&sn);
-
-    /* Live connections follow: forbidden subscriptions go, revoked keys and deleted
-     * roles are closed with 4403. Closing is deferred, so the list stays intact. */
-    for (gw_session_t *s = srv->sessions; s; s = s->next) gw_session_reauthorize(s);
-    gw_stats.config_applied++;
-    GW_LOG(GW_LOG_NOTICE, SUBSYS, "config_applied", "version=%llu epoch=%s",
-           (unsigned long long)srv->config_version, srv->config_epoch);
-    return 0;
-}
-
-static void on_snapshot(void *ud, const uint8_t *data, size_t len, const char *nonce)
-{
-    gw_server_t *srv = ud;
-    char err[512];
-    uint64_t version;
-    if (apply_snapshot(srv, data, len, err, sizeof err, &version) < 0) {
-        gw_stats.config_rejected++;
-        GW_LOG(GW_LOG_WARN, SUBSYS, "config_rejected", "version=%llu kept=%llu error=\"%s\"",
-               (unsigned long long)version, (unsigned long long)srv->config_version, err);
-        gw_cplink_nack(srv->cplink, srv->config_version, version, nonce, err);
-        return;
-    }
-    if (srv->cfg->config_cache_path[0] &&
-        gw_write_file_atomic(srv->cfg->config_cache_path, data, len, err, sizeof err) < 0)
-        GW_LOG(GW_LOG_WARN, SUBSYS, "cache_write_failed", "error=\"%s\"", err);
-    gw_cplink_ack(srv->cplink, srv->config_version, srv->config_epoch, nonce);
-}
-
-static void load_cached_config(gw_server_t *srv)
-{
-    gw_buf_t b = GW_BUF_INIT;
-    char err[512];
-    uint64_t version;
-    const char *path = srv->cfg->config_cache_path;
-    if (path[0] && gw_buf_read_file(&b, path, 64u << 20) == 0 && b.len > 0) {
-        if (apply_snapshot(srv, (const uint8_t *)b.data, b.len, err, sizeof err, &version) == 0)
-            GW_LOG(GW_LOG_NOTICE, SUBSYS, "config_from_cache", "version=%llu path=%s",
-                   (unsigned long long)version, path);
-        else
-            GW_LOG(GW_LOG_WARN, SUBSYS, "cache_unusable", "path=%s error=\"%s\"", path, err);
-    }
-    gw_buf_free(&b);
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static void on_report(uv_timer_t *t)
-{
-    gw_server_t *srv = t->data;
-    size_t n;
-    uint8_t *st = gw_stats_report(srv->redis && gw_redis_is_up(srv->redis), wall_ms(), &n);
-    gw_cplink_report(srv->cplink, st, n);
-    free(st);
-}
-
-static void start_control_link(gw_server_t *srv)
-{
-    const gw_config_t *cfg = srv->cfg;
-    srv->cp_mode = true;
-    load_cached_config(srv);
-    gw_cplink_opts_t o = {.target = cfg->control_plane_url,
-                          .token = cfg->control_node_token,
-                          .node_id = cfg->node_id,
-                          .address = cfg->node_id,
-                          .build = "wsgw " GW_VERSION,
-                          .tls_ca = cfg->control_tls_ca,
-                          .tls_cert = cfg->control_tls_client_cert,
-                          .tls_key = cfg->control_tls_client_key};
-    srv->cplink =
-        gw_cplink_start(srv->loop, &o, srv->config_version, srv->config_epoch, on_snapshot, srv);
-    if (!srv->cplink) return; /* logged; the node serves from its cache, if any */
-    uv_timer_init(srv->loop, &srv->report_timer);
-    srv->report_timer.data = srv;
-    uv_timer_start(&srv->report_timer, on_report, (uint64_t)cfg->report_interval_ms,
-                   (uint64_t)cfg->report_interval_ms);
 }
 
 static uint64_t env_now_us(void)
@@ -860,7 +513,7 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     uv_timer_init(loop, &srv->tick_timer);
     srv->tick_timer.data = srv;
     uv_timer_start(&srv->tick_timer, on_tick, 250, 250);
-    if (cfg->control_plane_url[0]) start_control_link(srv);
+    if (cfg->control_plane_url[0]) gw_control_start(srv);
 
     char sentinel[300];
     snprintf(sentinel, sizeof sentinel, "__wsgw:node:%s", cfg->node_id);

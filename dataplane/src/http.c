@@ -1,0 +1,180 @@
+#include "server_internal.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assets.h"
+#include "buf.h"
+#include "json.h"
+#include "metrics.h"
+#include "stats.h"
+
+/*------------------------------------------------------------------------------
+ * HTTP: /health, /stats, 404 */
+
+/* "control_plane":{...}, with a trailing comma. */
+static void render_control(gw_server_t *srv, gw_buf_t *b)
+{
+    gw_buf_printf(b,
+                  "\"control_plane\":{\"enabled\":%s,\"connected\":%s,\"config_version\":%llu,"
+                  "\"config_epoch\":\"%s\",\"applied\":%llu,\"rejected\":%llu},",
+                  srv->cp_mode ? "true" : "false",
+                  srv->cplink && gw_cplink_connected(srv->cplink) ? "true" : "false",
+                  (unsigned long long)srv->config_version, srv->config_epoch,
+                  (unsigned long long)gw_stats.config_applied,
+                  (unsigned long long)gw_stats.config_rejected);
+}
+
+static void render_stats(gw_server_t *srv, gw_buf_t *b)
+{
+    bool up = srv->redis && gw_redis_is_up(srv->redis);
+    gw_buf_puts(b, "{");
+    render_control(srv, b);
+    gw_buf_printf(b, "\"node\":");
+    gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
+    gw_buf_printf(
+        b,
+        ",\"uptime_s\":%llu,\"redis\":{\"connected\":%s,\"reconnects\":%llu},"
+        "\"connections\":{\"current\":%llu,\"total\":%llu},"
+        "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
+        "\"redis\":{\"exact\":%llu,\"pattern\":%llu}},"
+        "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
+        "\"writes\":%llu,\"frames_received\":%llu,\"resyncs_sent\":%llu},"
+        "\"slow_consumers\":{\"policy\":\"%s\",\"dropped\":%llu,"
+        "\"dropped_by_policy\":{\"drop\":%llu,\"conflate\":%llu},\"closed\":%llu},"
+        "\"closes_too_big\":%llu,\"errors\":{",
+        (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000), up ? "true" : "false",
+        (unsigned long long)gw_stats.redis_reconnects, (unsigned long long)gw_stats.conn_current,
+        (unsigned long long)gw_stats.conn_total, (unsigned long long)gw_stats.client_subs_exact,
+        (unsigned long long)gw_stats.client_subs_pattern,
+        (unsigned long long)gw_stats.redis_subs_exact,
+        (unsigned long long)gw_stats.redis_subs_pattern,
+        (unsigned long long)gw_stats.redis_messages, (unsigned long long)gw_stats.frames_sent,
+        (unsigned long long)gw_stats.bytes_sent, (unsigned long long)gw_stats.writes,
+        (unsigned long long)gw_stats.frames_received, (unsigned long long)gw_stats.resyncs_sent,
+        gw_policy_name(srv->cfg->slow_policy),
+        (unsigned long long)(gw_stats.dropped_drop + gw_stats.dropped_conflate),
+        (unsigned long long)gw_stats.dropped_drop, (unsigned long long)gw_stats.dropped_conflate,
+        (unsigned long long)gw_stats.slow_closes, (unsigned long long)gw_stats.closes_too_big);
+    for (int i = 0; i < GW_E__COUNT; i++)
+        gw_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", gw_errcode_name((gw_errcode_t)i),
+                      (unsigned long long)gw_stats.errors[i]);
+    gw_buf_printf(b, "},\"auth\":{\"ok\":%llu,\"expired_closes\":%llu,\"failures\":{",
+                  (unsigned long long)gw_stats.auth_ok,
+                  (unsigned long long)gw_stats.auth_expired_closes);
+    for (int i = 1; i < GW_AUTH__COUNT; i++)
+        gw_buf_printf(b, "%s\"%s\":%llu", i > 1 ? "," : "",
+                      gw_auth_result_name((gw_auth_result_t)i),
+                      (unsigned long long)gw_stats.auth_failures[i]);
+    gw_buf_printf(
+        b,
+        "}},\"acl\":{\"denied\":%llu,\"blocked_deliveries\":%llu},"
+        "\"rate_limit\":{\"limited\":%llu,\"closes\":%llu},"
+        "\"refused\":{\"max_connections\":%llu,\"per_ip\":%llu},"
+        "\"stats_unauthorized\":%llu}",
+        (unsigned long long)gw_stats.acl_denied,
+        (unsigned long long)gw_stats.acl_blocked_deliveries,
+        (unsigned long long)gw_stats.rate_limited, (unsigned long long)gw_stats.rate_closes,
+        (unsigned long long)gw_stats.refused_max_conn, (unsigned long long)gw_stats.refused_per_ip,
+        (unsigned long long)gw_stats.stats_unauthorized);
+}
+
+static int render_health(gw_server_t *srv, gw_buf_t *b)
+{
+    bool up = srv->redis && gw_redis_is_up(srv->redis);
+    bool configured = !srv->cp_mode || srv->config_ready;
+    const char *status = srv->draining ? "draining" : up && configured ? "ok" : "unavailable";
+    gw_buf_printf(b, "{\"status\":\"%s\",\"redis\":\"%s\",", status, up ? "up" : "down");
+    if (srv->draining)
+        gw_buf_puts(b, "\"reason\":\"shutting down\",");
+    else if (!up)
+        gw_buf_puts(b, "\"reason\":\"redis link is down\",");
+    else if (!configured)
+        gw_buf_puts(b, "\"reason\":\"no configuration from the control plane yet\",");
+    render_control(srv, b);
+    gw_buf_puts(b, "\"node\":");
+    gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
+    gw_buf_printf(b, ",\"uptime_s\":%llu,\"connections\":%llu}",
+                  (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000),
+                  (unsigned long long)gw_stats.conn_current);
+    return (up && configured && !srv->draining) ? 200 : 503;
+}
+
+/* STATS_TOKEN: compared as SHA-256 digests in constant time (no length leak either). */
+static bool stats_authorized(gw_server_t *srv, struct lws *wsi)
+{
+    char hdr[512];
+    unsigned char h[32];
+    if (!srv->cfg->stats_token[0]) return true;
+    int n = lws_hdr_copy(wsi, hdr, sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n < 8 || strncasecmp(hdr, "Bearer ", 7) != 0) return false;
+    gw_sha256(hdr + 7, (size_t)n - 7, h);
+    bool ok = CRYPTO_memcmp(h, srv->stats_token_hash, sizeof h) == 0;
+    OPENSSL_cleanse(hdr, sizeof hdr);
+    return ok;
+}
+
+int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *path)
+{
+    gw_buf_t body = GW_BUF_INIT;
+    int status;
+    const char *type = "application/json";
+    bool known = !strcmp(path, "/health") || !strcmp(path, "/stats") || !strcmp(path, "/metrics");
+    const gw_asset_t *asset = gw_asset_find(path);
+
+    if (known && !stats_authorized(srv, wsi)) {
+        gw_stats.stats_unauthorized++;
+        status = 401;
+        gw_buf_puts(&body, "{\"error\":\"unauthorized\"}");
+    } else if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+        status = 405;
+        gw_buf_puts(&body, "{\"error\":\"method_not_allowed\"}");
+    } else if (!strcmp(path, "/health")) {
+        status = render_health(srv, &body);
+    } else if (!strcmp(path, "/stats")) {
+        status = 200;
+        render_stats(srv, &body);
+    } else if (!strcmp(path, "/metrics")) {
+        gw_metrics_ctx_t mc = {srv->redis && gw_redis_is_up(srv->redis), srv->cp_mode,
+                               srv->cplink && gw_cplink_connected(srv->cplink), srv->config_version,
+                               (uv_now(srv->loop) - srv->started_ms) / 1000};
+        status = 200;
+        type = "text/plain; version=0.0.4";
+        gw_metrics_render(&body, &mc);
+    } else if (asset) {
+        status = 200;
+        type = asset->type;
+        gw_buf_append(&body, asset->data, asset->len);
+    } else {
+        status = 404;
+        gw_buf_puts(&body, "{\"error\":\"not_found\"}");
+    }
+    if (!asset && !strcmp(type, "application/json")) gw_buf_putc(&body, '\n');
+
+    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
+    unsigned char *end = hdr + sizeof hdr - 1;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, type, body.len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end)) {
+        gw_buf_free(&body);
+        return 1;
+    }
+    pss->body = gw_xmalloc(LWS_PRE + body.len);
+    memcpy(pss->body + LWS_PRE, body.data, body.len);
+    pss->body_len = body.len;
+    gw_buf_free(&body);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+int gw_http_writeable(struct lws *wsi, pss_t *pss)
+{
+    if (!pss->body) return 0;
+    int n = lws_write(wsi, pss->body + LWS_PRE, pss->body_len, LWS_WRITE_HTTP_FINAL);
+    free(pss->body);
+    pss->body = NULL;
+    if (n < 0) return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}

@@ -1,0 +1,76 @@
+/* server_internal.h - the node's state, shared by the modules that make up the server:
+ * server.c (lws callback, sessions, writes, lifecycle), http.c (/health, /stats,
+ * /metrics, the dashboard) and cpapply.c (control-plane snapshots and reports).
+ * Everything here runs on the loop thread. Not for use outside those three files. */
+#ifndef GW_SERVER_INTERNAL_H
+#define GW_SERVER_INTERNAL_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "acl.h"
+#include "auth.h"
+#include "cplink.h"
+#include "hub.h"
+#include "redis.h"
+#include "server.h"
+#include "session.h"
+
+struct gw_server {
+    uv_loop_t *loop;
+    const gw_config_t *cfg; /* the node's own settings */
+    gw_config_t live;       /* what sessions see: cfg, overridden by the control plane */
+    char *owned_default_role;
+    bool cp_mode;      /* CONTROL_PLANE_URL is set */
+    bool config_ready; /* in cp_mode: a snapshot (pushed or cached) is applied */
+    uint64_t config_version;
+    char config_epoch[64];
+    gw_cplink_t *cplink;
+    uv_timer_t report_timer;
+    struct lws_context *ctx;
+    gw_hub_t *hub;
+    gw_redis_t *redis;
+    gw_session_env_t env;
+    gw_hub_ops_t hub_ops;
+    gw_session_t *sessions; /* doubly linked */
+    uint64_t serial;
+    uint64_t started_ms;
+    bool draining;
+    bool finished;
+    uv_timer_t drain_timer;
+    uv_check_t flush_check; /* writes queued frames once per loop turn, after all I/O */
+    uv_timer_t tick_timer;  /* auth timeouts and credential expiry */
+    struct ipcount **ips;   /* connections per client address */
+    size_t nips_buckets;
+    unsigned char stats_token_hash[32];
+    gw_session_t *flush; /* sessions with frames queued since the last turn */
+    unsigned char *wbuf; /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
+    lws_retry_bo_t retry;
+};
+
+/* Connections per client address, for MAX_CONNECTIONS_PER_IP. */
+struct ipcount {
+    struct ipcount *next;
+    uint32_t n;
+    char ip[48];
+};
+
+/* Per-connection data, allocated by lws for both HTTP and WebSocket roles. */
+typedef struct {
+    gw_session_t *s;
+    unsigned char *body; /* HTTP: LWS_PRE + body_len */
+    size_t body_len;
+    struct ipcount *ip; /* WebSocket: counted in srv->ips */
+    char *token;        /* credentials of the upgrade request, until ESTABLISHED */
+    char *api_key;
+} pss_t;
+
+/* http.c */
+int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *path);
+int gw_http_writeable(struct lws *wsi, pss_t *pss);
+
+/* cpapply.c: loads the cached snapshot, starts the link and the stats reports. */
+void gw_control_start(gw_server_t *srv);
+
+#endif
