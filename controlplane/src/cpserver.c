@@ -1,4 +1,4 @@
-#include "cpserver.h"
+#include "cpserver_internal.h"
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
@@ -16,102 +16,7 @@
 #include "log.h"
 #include "pb.h"
 
-#define SUBSYS    "control"
-#define PKG       "/wsgw.control.v1."
-#define CP_NCODES (GRPC_STATUS_UNAUTHENTICATED + 1) /* gRPC status codes 0..16 */
-
-typedef enum {
-    T_UNARY_NEW,
-    T_UNARY_DONE,
-    T_GENERIC_NEW,
-    T_GENERIC_DONE,
-    T_STREAM_NEW,
-    T_STREAM_RECV,
-    T_STREAM_SEND,
-    T_STREAM_CLOSE,
-    T_STREAM_STATUS,
-    T_STREAM_MD,
-    T_SHUTDOWN,
-} tag_kind_t;
-
-typedef struct {
-    tag_kind_t kind;
-    void *obj;
-} tag_t;
-
-typedef grpc_status_code (*handler_fn)(cp_server_t *s, const ProtobufCMessage *req,
-                                       grpc_byte_buffer **reply, char *detail, size_t dlen);
-
-typedef struct {
-    const char *path;
-    const ProtobufCMessageDescriptor *req;
-    handler_fn fn;
-    void *registered;
-} method_t;
-
-typedef struct {
-    tag_t t_new, t_done;
-    cp_server_t *srv;
-    method_t *m;
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array md;
-    grpc_byte_buffer *payload, *reply;
-    grpc_slice details;
-    int cancelled;
-} ucall_t;
-
-typedef struct {
-    tag_t t_new, t_done;
-    cp_server_t *srv;
-    grpc_server *gs;
-    grpc_call *call;
-    grpc_call_details details;
-    grpc_metadata_array md;
-    grpc_slice status;
-    int cancelled;
-} gcall_t;
-
-typedef struct stream {
-    tag_t t_new, t_recv, t_send, t_close, t_status, t_md;
-    cp_server_t *srv;
-    struct stream *next, *prev;
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array md;
-    grpc_byte_buffer *recv_buf, *send_buf;
-    grpc_slice status_details;
-    int pending, cancelled;
-    bool md_sent, send_busy, status_sent, closed, ending;
-    grpc_status_code end_code;
-    cp_node_t *node;
-} stream_t;
-
-struct cp_server {
-    cp_server_opts_t o;
-    cp_state_t *state;
-    cp_fleet_t fleet;
-    grpc_completion_queue *cq;
-    grpc_server *node_srv, *admin_srv;
-    void *reg_connect;
-    int node_port, admin_port;
-    unsigned char admin_hash[32], node_hash[32];
-    stream_t *streams;
-    long live; /* calls and requests not yet freed */
-    tag_t t_shutdown;
-    int shutdowns_pending;
-    volatile sig_atomic_t stop_requested;
-    bool stopping, cq_shut;
-    int64_t stop_at_ms, push_due_ms, dirty_since_ms;
-    uint64_t nonce_counter;
-    cp_httpd_t *httpd;
-    int64_t published_ms;
-    uint64_t admin_calls[16][CP_NCODES]; /* by method, status */
-    uint64_t pushes, acks, nacks;
-};
-
-static method_t admin_methods[];
-static const size_t n_admin_methods;
+#define SUBSYS "control"
 
 static int64_t mono_ms(void)
 {
@@ -119,7 +24,7 @@ static int64_t mono_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static int64_t wall_ms(void)
+int64_t cp_wall_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
@@ -192,7 +97,7 @@ static void on_unary_new(ucall_t *u, bool ok)
             protobuf_c_message_free_unpacked(req, NULL);
         }
     }
-    size_t mi = (size_t)(u->m - admin_methods);
+    size_t mi = (size_t)(u->m - cp_admin_methods);
     if (mi < 16 && code < CP_NCODES) s->admin_calls[mi][code]++;
     if (code != GRPC_STATUS_OK)
         GW_LOG(GW_LOG_INFO, SUBSYS, "admin_refused", "method=%s code=%d detail=\"%s\"", u->m->path,
@@ -442,7 +347,7 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
             stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "hello: node_id required, sent once");
             return;
         }
-        n = st->node = cp_fleet_attach(&s->fleet, h->node_id, st, wall_ms());
+        n = st->node = cp_fleet_attach(&s->fleet, h->node_id, st, cp_wall_ms());
         free(n->address);
         free(n->build);
         free(n->acked_epoch);
@@ -477,7 +382,7 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
         n->stats = m->stats; /* keep it: take it out of the message before freeing that */
         m->stats = NULL;
         m->msg_case = WSGW__CONTROL__V1__NODE_MESSAGE__MSG__NOT_SET;
-        n->last_report_ms = wall_ms();
+        n->last_report_ms = cp_wall_ms();
         break;
     default: stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "empty message"); return;
     }
@@ -536,7 +441,7 @@ static void on_stream_close(stream_t *st)
 /*------------------------------------------------------------------------------
  * Pushing changes: debounced, capped */
 
-static void schedule_push(cp_server_t *s)
+void cp_schedule_push(cp_server_t *s)
 {
     int64_t now = mono_ms();
     if (!s->dirty_since_ms) s->dirty_since_ms = now;
@@ -549,272 +454,6 @@ static void push_all(cp_server_t *s)
     s->push_due_ms = s->dirty_since_ms = 0;
     for (stream_t *st = s->streams; st; st = st->next) stream_maybe_send(st);
 }
-
-/*------------------------------------------------------------------------------
- * Admin handlers */
-
-static grpc_status_code reply_version(cp_server_t *s, grpc_byte_buffer **reply)
-{
-    Wsgw__Control__V1__VersionReply r = WSGW__CONTROL__V1__VERSION_REPLY__INIT;
-    r.version = cp_state_version(s->state);
-    *reply = pb_to_bb(&r.base);
-    return GRPC_STATUS_OK;
-}
-
-/* Applies a mutation made on a copy: persist first, then swap and push. */
-static grpc_status_code commit(cp_server_t *s, cp_state_t *next, int rc, char *detail, size_t dlen)
-{
-    if (rc < 0) {
-        cp_state_free(next);
-        return rc == -2   ? GRPC_STATUS_NOT_FOUND
-               : rc == -3 ? GRPC_STATUS_ALREADY_EXISTS
-                          : GRPC_STATUS_INVALID_ARGUMENT;
-    }
-    if (cp_state_version(next) == cp_state_version(s->state)) {
-        cp_state_free(next);
-        return GRPC_STATUS_OK;
-    }
-    if (cp_state_save(next, s->o.state_path, detail, dlen) < 0) {
-        GW_LOG(GW_LOG_ERROR, SUBSYS, "save_failed", "detail=\"%s\"", detail);
-        cp_state_free(next);
-        return GRPC_STATUS_INTERNAL;
-    }
-    cp_state_free(s->state);
-    s->state = next;
-    GW_LOG(GW_LOG_INFO, SUBSYS, "config_changed", "version=%llu",
-           (unsigned long long)cp_state_version(next));
-    schedule_push(s);
-    return GRPC_STATUS_OK;
-}
-
-#define REQ(type, var) const type *var = (const type *)req
-
-/* Every mutation runs the same way: on a copy, committed (persisted, swapped, pushed)
- * only when valid; the reply is the new version. */
-typedef int (*mutation_fn)(cp_state_t *next, const ProtobufCMessage *req, char *detail,
-                           size_t dlen);
-
-static grpc_status_code mutate(cp_server_t *s, mutation_fn op, const ProtobufCMessage *req,
-                               grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    cp_state_t *next = cp_state_clone(s->state);
-    grpc_status_code c = commit(s, next, op(next, req, detail, dlen), detail, dlen);
-    return c == GRPC_STATUS_OK ? reply_version(s, reply) : c;
-}
-
-#define MUTATION(handler, type, call)                                                              \
-    static int handler##_op(cp_state_t *next, const ProtobufCMessage *req, char *detail,           \
-                            size_t dlen)                                                           \
-    {                                                                                              \
-        const type *r = (const type *)req;                                                         \
-        return call;                                                                               \
-    }                                                                                              \
-    static grpc_status_code handler(cp_server_t *s, const ProtobufCMessage *req,                   \
-                                    grpc_byte_buffer **reply, char *detail, size_t dlen)           \
-    {                                                                                              \
-        return mutate(s, handler##_op, req, reply, detail, dlen);                                  \
-    }
-
-MUTATION(h_put_role, Wsgw__Control__V1__PutRoleRequest,
-         cp_state_put_role(next, r->role, detail, dlen))
-MUTATION(h_delete_role, Wsgw__Control__V1__DeleteRoleRequest,
-         cp_state_delete_role(next, r->name, detail, dlen))
-MUTATION(h_revoke_key, Wsgw__Control__V1__RevokeApiKeyRequest,
-         cp_state_revoke_key(next, r->id, detail, dlen))
-MUTATION(h_set_limits, Wsgw__Control__V1__SetLimitsRequest,
-         cp_state_set_limits(next, r->limits, detail, dlen))
-MUTATION(h_set_auth, Wsgw__Control__V1__SetAuthConfigRequest,
-         cp_state_set_auth(next, r->auth, detail, dlen))
-
-static const cp_role_msg_t *find_role(cp_server_t *s, const char *name)
-{
-    const cp_snapshot_msg_t *m = cp_state_snapshot(s->state);
-    for (size_t i = 0; i < m->n_roles; i++)
-        if (!strcmp(m->roles[i]->name, name)) return m->roles[i];
-    return NULL;
-}
-
-static grpc_status_code h_get_role(cp_server_t *s, const ProtobufCMessage *req,
-                                   grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    REQ(Wsgw__Control__V1__GetRoleRequest, r);
-    const cp_role_msg_t *role = find_role(s, r->name);
-    if (!role) {
-        snprintf(detail, dlen, "name: no role named '%.64s'", r->name);
-        return GRPC_STATUS_NOT_FOUND;
-    }
-    *reply = pb_to_bb(&role->base);
-    return GRPC_STATUS_OK;
-}
-
-static grpc_status_code h_list_roles(cp_server_t *s, const ProtobufCMessage *req,
-                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    (void)req, (void)detail, (void)dlen;
-    const cp_snapshot_msg_t *m = cp_state_snapshot(s->state);
-    Wsgw__Control__V1__ListRolesReply r = WSGW__CONTROL__V1__LIST_ROLES_REPLY__INIT;
-    r.n_roles = m->n_roles;
-    r.roles = m->roles;
-    *reply = pb_to_bb(&r.base);
-    return GRPC_STATUS_OK;
-}
-
-static grpc_status_code h_create_key(cp_server_t *s, const ProtobufCMessage *req,
-                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    REQ(Wsgw__Control__V1__CreateApiKeyRequest, r);
-    char secret[64], id[64];
-    cp_state_t *next = cp_state_clone(s->state);
-    int rc = cp_state_create_key(next, r->role, r->expires_at, r->description, r->id,
-                                 (int64_t)time(NULL), secret, id, detail, dlen);
-    grpc_status_code c = commit(s, next, rc, detail, dlen);
-    if (c != GRPC_STATUS_OK) return c;
-    Wsgw__Control__V1__ApiKey k = WSGW__CONTROL__V1__API_KEY__INIT;
-    k.id = id;
-    k.role = r->role;
-    k.expires_at = r->expires_at;
-    k.created_at = (int64_t)time(NULL);
-    k.description = r->description;
-    Wsgw__Control__V1__CreateApiKeyReply out = WSGW__CONTROL__V1__CREATE_API_KEY_REPLY__INIT;
-    out.key = &k;
-    out.secret = secret;
-    out.version = cp_state_version(s->state);
-    *reply = pb_to_bb(&out.base);
-    memset(secret, 0, sizeof secret);
-    return GRPC_STATUS_OK;
-}
-
-static grpc_status_code h_list_keys(cp_server_t *s, const ProtobufCMessage *req,
-                                    grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    (void)req, (void)detail, (void)dlen;
-    size_t n;
-    uint8_t *packed = cp_state_pack(s->state, false, &n); /* hashes left out */
-    cp_snapshot_msg_t *m = wsgw__control__v1__snapshot__unpack(NULL, n, packed);
-    free(packed);
-    Wsgw__Control__V1__ListApiKeysReply r = WSGW__CONTROL__V1__LIST_API_KEYS_REPLY__INIT;
-    r.n_keys = m->n_api_keys;
-    r.keys = m->api_keys;
-    *reply = pb_to_bb(&r.base);
-    protobuf_c_message_free_unpacked(&m->base, NULL);
-    return GRPC_STATUS_OK;
-}
-
-static grpc_status_code h_get_config(cp_server_t *s, const ProtobufCMessage *req,
-                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    (void)req, (void)detail, (void)dlen;
-    size_t n;
-    uint8_t *packed = cp_state_pack(s->state, false, &n);
-    grpc_slice sl = grpc_slice_from_copied_buffer((const char *)packed, n);
-    *reply = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    free(packed);
-    return GRPC_STATUS_OK;
-}
-
-static grpc_status_code h_list_nodes(cp_server_t *s, const ProtobufCMessage *req,
-                                     grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    (void)req, (void)detail, (void)dlen;
-    size_t count = 0;
-    for (cp_node_t *n = s->fleet.nodes; n; n = n->next) count++;
-    Wsgw__Control__V1__NodeStatus *v = gw_xcalloc(count + 1, sizeof *v);
-    Wsgw__Control__V1__NodeStatus **p = gw_xcalloc(count + 1, sizeof *p);
-    uint64_t version = cp_state_version(s->state);
-    size_t i = 0;
-    for (cp_node_t *n = s->fleet.nodes; n; n = n->next, i++) {
-        wsgw__control__v1__node_status__init(&v[i]);
-        v[i].node_id = n->node_id;
-        v[i].address = n->address ? n->address : "";
-        v[i].build_version = n->build ? n->build : "";
-        v[i].acked_version = n->acked_version;
-        v[i].sent_version = n->sent_version;
-        v[i].sync_status = (char *)cp_fleet_status(&s->fleet, n, version, wall_ms());
-        v[i].error_detail = n->error ? n->error : "";
-        v[i].last_report_unix_ms = n->last_report_ms;
-        v[i].connected_unix_ms = n->connected_ms;
-        p[i] = &v[i];
-    }
-    Wsgw__Control__V1__ListNodesReply r = WSGW__CONTROL__V1__LIST_NODES_REPLY__INIT;
-    r.version = version;
-    r.n_nodes = count;
-    r.nodes = p;
-    *reply = pb_to_bb(&r.base);
-    free(v);
-    free(p);
-    return GRPC_STATUS_OK;
-}
-
-typedef Wsgw__Control__V1__GetClusterStatsReply__TotalsEntry total_t;
-
-static grpc_status_code h_cluster_stats(cp_server_t *s, const ProtobufCMessage *req,
-                                        grpc_byte_buffer **reply, char *detail, size_t dlen)
-{
-    (void)req, (void)detail, (void)dlen;
-    size_t count = 0, ntot = 0, captot = 16;
-    for (cp_node_t *n = s->fleet.nodes; n; n = n->next) count += n->connected && n->stats;
-    Wsgw__Control__V1__NodeCounters *v = gw_xcalloc(count + 1, sizeof *v);
-    Wsgw__Control__V1__NodeCounters **p = gw_xcalloc(count + 1, sizeof *p);
-    total_t *tot = gw_xcalloc(captot, sizeof *tot);
-    size_t i = 0;
-    for (cp_node_t *n = s->fleet.nodes; n; n = n->next) {
-        if (!n->connected || !n->stats) continue;
-        wsgw__control__v1__node_counters__init(&v[i]);
-        v[i].node_id = n->node_id;
-        v[i].time_unix_ms = n->stats->time_unix_ms;
-        v[i].n_counters = n->stats->n_counters;
-        /* Same layout as the stats entries: key, value. */
-        v[i].counters = (Wsgw__Control__V1__NodeCounters__CountersEntry **)n->stats->counters;
-        p[i] = &v[i];
-        i++;
-        for (size_t c = 0; c < n->stats->n_counters; c++) {
-            Wsgw__Control__V1__NodeStats__CountersEntry *e = n->stats->counters[c];
-            size_t t = 0;
-            while (t < ntot && strcmp(tot[t].key, e->key)) t++;
-            if (t == ntot) {
-                if (ntot == captot) tot = gw_xrealloc(tot, (captot *= 2) * sizeof *tot);
-                wsgw__control__v1__get_cluster_stats_reply__totals_entry__init(&tot[ntot]);
-                tot[ntot].key = e->key;
-                ntot++;
-            }
-            tot[t].value += e->value;
-        }
-    }
-    total_t **tp = gw_xcalloc(ntot + 1, sizeof *tp);
-    for (size_t t = 0; t < ntot; t++) tp[t] = &tot[t];
-    Wsgw__Control__V1__GetClusterStatsReply r = WSGW__CONTROL__V1__GET_CLUSTER_STATS_REPLY__INIT;
-    r.n_nodes = count;
-    r.nodes = p;
-    r.n_totals = ntot;
-    r.totals = tp;
-    *reply = pb_to_bb(&r.base);
-    free(v);
-    free(p);
-    free(tot);
-    free(tp);
-    return GRPC_STATUS_OK;
-}
-
-#define M(name, type, fn)                                                                          \
-    {                                                                                              \
-        PKG "Admin/" name, &wsgw__control__v1__##type##__descriptor, fn, NULL                      \
-    }
-static method_t admin_methods[] = {
-    M("PutRole", put_role_request, h_put_role),
-    M("GetRole", get_role_request, h_get_role),
-    M("ListRoles", list_roles_request, h_list_roles),
-    M("DeleteRole", delete_role_request, h_delete_role),
-    M("CreateApiKey", create_api_key_request, h_create_key),
-    M("RevokeApiKey", revoke_api_key_request, h_revoke_key),
-    M("ListApiKeys", list_api_keys_request, h_list_keys),
-    M("SetLimits", set_limits_request, h_set_limits),
-    M("SetAuthConfig", set_auth_config_request, h_set_auth),
-    M("GetConfig", get_config_request, h_get_config),
-    M("ListNodes", list_nodes_request, h_list_nodes),
-    M("GetClusterStats", get_cluster_stats_request, h_cluster_stats),
-};
-static const size_t n_admin_methods = sizeof admin_methods / sizeof admin_methods[0];
 
 /*------------------------------------------------------------------------------
  * /metrics and /health, rendered here and served by the HTTP thread */
@@ -845,7 +484,7 @@ static void publish_metrics(cp_server_t *s)
     uint64_t count[5] = {0};
     uint64_t v = cp_state_version(s->state);
     for (cp_node_t *n = s->fleet.nodes; n; n = n->next) {
-        const char *st = cp_fleet_status(&s->fleet, n, v, wall_ms());
+        const char *st = cp_fleet_status(&s->fleet, n, v, cp_wall_ms());
         for (int i = 0; i < 5; i++)
             if (!strcmp(st, statuses[i])) count[i]++;
     }
@@ -872,12 +511,12 @@ static void publish_metrics(cp_server_t *s)
                   "# TYPE wsgw_control_admin_calls_total counter\n",
                   (unsigned long long)s->pushes, (unsigned long long)s->acks,
                   (unsigned long long)s->nacks);
-    for (size_t m = 0; m < n_admin_methods && m < 16; m++)
+    for (size_t m = 0; m < cp_n_admin_methods && m < 16; m++)
         for (int c = 0; c < CP_NCODES; c++)
             if (s->admin_calls[m][c] || c == 0)
                 gw_buf_printf(&b,
                               "wsgw_control_admin_calls_total{method=\"%s\",code=\"%s\"} %llu\n",
-                              strrchr(admin_methods[m].path, '/') + 1, code_names[c],
+                              strrchr(cp_admin_methods[m].path, '/') + 1, code_names[c],
                               (unsigned long long)s->admin_calls[m][c]);
     cp_httpd_publish(s->httpd, "/metrics", b.data, b.len);
     b.len = 0;
@@ -967,9 +606,9 @@ cp_server_t *cp_server_new(const cp_server_opts_t *o, cp_state_t *state, char *e
     if (!s->admin_srv) goto Error;
     s->reg_connect = grpc_server_register_method(s->node_srv, PKG "ControlPlane/Connect", NULL,
                                                  GRPC_SRM_PAYLOAD_NONE, 0);
-    for (size_t i = 0; i < n_admin_methods; i++)
-        admin_methods[i].registered =
-            grpc_server_register_method(s->admin_srv, admin_methods[i].path, NULL,
+    for (size_t i = 0; i < cp_n_admin_methods; i++)
+        cp_admin_methods[i].registered =
+            grpc_server_register_method(s->admin_srv, cp_admin_methods[i].path, NULL,
                                         GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     if (o->metrics_listen && o->metrics_listen[0]) {
         s->httpd = cp_httpd_start(o->metrics_listen, err, errlen);
@@ -985,7 +624,7 @@ cp_server_t *cp_server_new(const cp_server_opts_t *o, cp_state_t *state, char *e
     request_stream(s);
     request_generic(s, s->node_srv);
     request_generic(s, s->admin_srv);
-    for (size_t i = 0; i < n_admin_methods; i++) request_unary(s, &admin_methods[i]);
+    for (size_t i = 0; i < cp_n_admin_methods; i++) request_unary(s, &cp_admin_methods[i]);
     return s;
 Error:
     if (s->node_srv) grpc_server_destroy(s->node_srv);
