@@ -207,7 +207,8 @@ class Daemon:
     def _listening(self):
         if self.proc.poll() is not None:
             raise AssertionError("%s exited with %s" % (self.name, self.proc.returncode))
-        return "event=listening" in self.logtext()[self.log_offset:]
+        text = self.logtext()[self.log_offset:]
+        return "event=listening" in text or '"event":"listening"' in text  # text or JSON logs
 
     def logtext(self):
         try:

@@ -58,3 +58,23 @@ def test_dashboard_assets(gw):
         with urllib.request.urlopen("http://127.0.0.1:%d%s" % (gw.port, path), timeout=5) as r:
             assert r.status == 200 and r.headers["content-type"].startswith(ctype), path
             assert needle in r.read(), path
+
+
+def test_json_logs_one_object_per_line_no_secrets(gateway_factory):
+    import json as j
+    key = "log-test-api-key-0123456789"
+    g = gateway_factory(env={"LOG_FORMAT": "json", "LOG_LEVEL": "debug",
+                             "GATEWAY_API_KEY": key, "REQUIRE_AUTH": "true"})
+    g.wait_ready()
+    ok = g.ws(headers={"X-API-Key": key})
+    assert ok.recv()["type"] == "welcome"
+    bad = g.ws(path="/ws?api_key=" + key + "-wrong")
+    assert bad.recv()["code"] == "auth_failed"
+    ok.close()
+    wait_for(lambda: "client_closed" in g.logtext(), 5, "the close to be logged")
+    lines = [line for line in g.logtext().splitlines() if line.strip()]
+    assert len(lines) >= 4
+    for line in lines:
+        obj = j.loads(line)  # every line is one JSON object
+        assert {"ts", "level", "sub", "event"} <= obj.keys()
+    assert key not in g.logtext()
