@@ -7,7 +7,8 @@
 int gw_log_level = GW_LOG_INFO;
 static gw_log_format_t log_format = GW_LOG_TEXT;
 
-static const char *const level_names[] = {"error", "warn", "notice", "info", "debug"};
+const char *const gw_log_level_names[] = {"error", "warn", "notice", "info", "debug", NULL};
+const char *const gw_log_format_names[] = {"text", "json", NULL};
 
 void gw_log_setup(gw_log_level_t level, gw_log_format_t format)
 {
@@ -51,12 +52,12 @@ void gw_log_emit(gw_log_level_t level, const char *subsys, const char *event, co
     if (log_format == GW_LOG_JSON) {
         fprintf(stderr,
                 "{\"ts\":\"%s\",\"level\":\"%s\",\"sub\":\"%s\",\"event\":\"%s\",\"detail\":\"", ts,
-                level_names[level], subsys, event);
+                gw_log_level_names[level], subsys, event);
         put_json_escaped(stderr, detail);
         fputs("\"}\n", stderr);
     } else {
-        fprintf(stderr, "ts=%s level=%s sub=%s event=%s%s%s\n", ts, level_names[level], subsys,
-                event, detail[0] ? " " : "", detail);
+        fprintf(stderr, "ts=%s level=%s sub=%s event=%s%s%s\n", ts, gw_log_level_names[level],
+                subsys, event, detail[0] ? " " : "", detail);
     }
     funlockfile(stderr);
 }

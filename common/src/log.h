@@ -24,6 +24,10 @@ typedef enum {
 
 extern int gw_log_level; /* current threshold; lines above it are skipped */
 
+/* Names of the levels and formats, indexed by value (NULL-terminated), for settings. */
+extern const char *const gw_log_level_names[];
+extern const char *const gw_log_format_names[];
+
 void gw_log_setup(gw_log_level_t level, gw_log_format_t format);
 
 /* Writes one line to stderr. `event` is a short identifier (no spaces). */

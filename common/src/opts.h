@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "log.h"
+
 typedef enum { GW_OPT_INT, GW_OPT_BOOL, GW_OPT_STR, GW_OPT_ENUM } gw_opt_type_t;
 
 #define GW_OPT_SECRET 1u
@@ -27,6 +29,15 @@ typedef struct {
     unsigned flags;
     const char *help;
 } gw_opt_t;
+
+/* The two logging rows every program has: LOG_LEVEL and LOG_FORMAT (log.h values). */
+#define GW_OPTS_LOG_ROWS(type, level_field, format_field)                                          \
+    {"log-level", "LOG_LEVEL",        GW_OPT_ENUM, offsetof(type, level_field),         "info", 0, \
+     0,           gw_log_level_names, 0,           "error, warn, notice, info or debug"},          \
+    {                                                                                              \
+        "log-format", "LOG_FORMAT", GW_OPT_ENUM, offsetof(type, format_field), "text", 0, 0,       \
+            gw_log_format_names, 0, "text (key=value) or json, one line per event"                 \
+    }
 
 typedef struct {
     const char *prog;    /* program name for usage lines and errors */

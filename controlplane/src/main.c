@@ -19,9 +19,6 @@ typedef struct {
     int log_level, log_format;
 } cp_config_t;
 
-static const char *const level_choices[] = {"error", "warn", "notice", "info", "debug", NULL};
-static const char *const format_choices[] = {"text", "json", NULL};
-
 #define OFF(f) offsetof(cp_config_t, f)
 static const gw_opt_t options[] = {
     {"node-listen", "CONTROL_NODE_LISTEN", GW_OPT_STR, OFF(node_listen), "0.0.0.0:7400", 0, 0, NULL,
@@ -48,10 +45,7 @@ static const gw_opt_t options[] = {
      "changes within this quiet period go out as one snapshot"},
     {"debounce-max-ms", "CONTROL_DEBOUNCE_MAX_MS", GW_OPT_INT, OFF(debounce_max_ms), "500", 0,
      600000, NULL, 0, "a stream of changes is pushed at least this often"},
-    {"log-level", "LOG_LEVEL", GW_OPT_ENUM, OFF(log_level), "info", 0, 0, level_choices, 0,
-     "error, warn, notice, info or debug"},
-    {"log-format", "LOG_FORMAT", GW_OPT_ENUM, OFF(log_format), "text", 0, 0, format_choices, 0,
-     "text (key=value) or json, one line per event"},
+    GW_OPTS_LOG_ROWS(cp_config_t, log_level, log_format),
 };
 
 static const gw_opts_spec_t spec = {

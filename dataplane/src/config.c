@@ -11,8 +11,6 @@
 #include "opts.h"
 
 static const char *const policy_choices[] = {"drop", "close", "conflate", NULL};
-static const char *const level_choices[] = {"error", "warn", "notice", "info", "debug", NULL};
-static const char *const format_choices[] = {"text", "json", NULL};
 
 #define OFF(f) offsetof(gw_config_t, f)
 
@@ -109,10 +107,7 @@ static const gw_opt_t options[] = {
      "last applied snapshot; served from when the control plane is down at start"},
     {"report-interval-ms", "REPORT_INTERVAL_MS", GW_OPT_INT, OFF(report_interval_ms), "2000", 100,
      600000, NULL, 0, "stats report period to the control plane"},
-    {"log-level", "LOG_LEVEL", GW_OPT_ENUM, OFF(log_level), "info", 0, 0, level_choices, 0,
-     "error, warn, notice, info or debug"},
-    {"log-format", "LOG_FORMAT", GW_OPT_ENUM, OFF(log_format), "text", 0, 0, format_choices, 0,
-     "text (key=value) or json, one line per event"},
+    GW_OPTS_LOG_ROWS(gw_config_t, log_level, log_format),
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
