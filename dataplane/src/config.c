@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cidr.h"
 #include "log.h"
 #include "opts.h"
 
@@ -90,6 +91,8 @@ static const gw_opt_t options[] = {
      "10000", 1, 10000000, NULL, 0,
      "WebSocket connections per peer IP (beyond: HTTP 429); behind a proxy, every client "
      "has the proxy's IP"},
+    {"trusted-proxies", "TRUSTED_PROXIES", GW_OPT_STR, OFF(trusted_proxies), "", 0, 0, NULL, 0,
+     "proxy addresses or networks (10.0.0.0/8) whose X-Forwarded-For names the client"},
     {"stats-token", "STATS_TOKEN", GW_OPT_STR, OFF(stats_token), "", 0, 0, NULL, GW_OPT_SECRET,
      "bearer token required by /health and /stats (unset: open)"},
     {"control-plane-url", "CONTROL_PLANE_URL", GW_OPT_STR, OFF(control_plane_url), "", 0, 0, NULL,
@@ -117,8 +120,23 @@ const char *gw_policy_name(int policy)
     return (policy >= 0 && policy <= GW_POLICY_CONFLATE) ? policy_choices[policy] : "?";
 }
 
+/* TRUSTED_PROXIES: every entry must be an address or a network. */
+static int check_proxies(const char *list, char *err, size_t errlen)
+{
+    gw_cidr_t *nets;
+    char why[128];
+    int n = gw_cidr_parse_list(list, &nets, why, sizeof why);
+    if (n < 0) {
+        snprintf(err, errlen, "invalid TRUSTED_PROXIES: %s", why);
+        return -1;
+    }
+    free(nets);
+    return 0;
+}
+
 static int cross_check(gw_config_t *cfg, char *err, size_t errlen)
 {
+    if (check_proxies(cfg->trusted_proxies, err, errlen) < 0) return -1;
     if (cfg->redis_backoff_min_ms > cfg->redis_backoff_max_ms) {
         snprintf(err, errlen, "invalid REDIS_BACKOFF_MIN_MS: larger than REDIS_BACKOFF_MAX_MS");
         return -1;

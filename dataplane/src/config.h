@@ -55,6 +55,7 @@ typedef struct {
     long client_rate_max_strikes;
     long max_connections;
     long max_connections_per_ip;
+    char *trusted_proxies;
     char *stats_token;
     char *control_plane_url;
     char *control_node_token;

@@ -1,5 +1,6 @@
 #include "server_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
@@ -168,6 +169,26 @@ static int refuse(struct lws *wsi, unsigned status)
     return -1;
 }
 
+/* The client's address for per-IP limits: the peer, or, when the peer is one of
+ * TRUSTED_PROXIES, the last address in its X-Forwarded-For (the one that proxy saw).
+ * An untrusted peer's X-Forwarded-For is ignored: anyone can send one. */
+static void client_ip(gw_server_t *srv, struct lws *wsi, char *ip, size_t len)
+{
+    char xff[512];
+    if (!lws_get_peer_simple(wsi, ip, len)) snprintf(ip, len, "?");
+    if (!srv->nproxies || !gw_cidr_contains(srv->proxies, srv->nproxies, ip) ||
+        lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR) <= 0)
+        return;
+    char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ') last++;
+    last[strcspn(last, " ")] = '\0';
+    unsigned char addr[16];
+    size_t alen = strlen(last);
+    if (alen < len && (inet_pton(AF_INET, last, addr) == 1 || inet_pton(AF_INET6, last, addr) == 1))
+        memcpy(ip, last, alen + 1);
+}
+
 static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
 {
     char uri[64], ip[48];
@@ -181,7 +202,7 @@ static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
         gw_stats.refused_max_conn++;
         return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
     }
-    if (!lws_get_peer_simple(wsi, ip, sizeof ip)) snprintf(ip, sizeof ip, "?");
+    client_ip(srv, wsi, ip, sizeof ip);
     struct ipcount **slot = ip_slot(srv, ip);
     if (*slot && (*slot)->n >= (uint32_t)srv->cfg->max_connections_per_ip) {
         gw_stats.refused_per_ip++;
@@ -460,6 +481,9 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
                                   .close = session_close,
                                   .now_us = env_now_us,
                                   .now_unix = env_now_unix};
+    char bad[128];
+    srv->nproxies = gw_cidr_parse_list(cfg->trusted_proxies, &srv->proxies, bad, sizeof bad);
+    if (srv->nproxies < 0) srv->nproxies = 0; /* validated with the config already */
     srv->nips_buckets = 1024;
     srv->ips = gw_xcalloc(srv->nips_buckets, sizeof *srv->ips);
     if (cfg->stats_token[0])
@@ -593,6 +617,7 @@ void gw_server_free(gw_server_t *srv)
             free(c);
         }
     free(srv->ips);
+    free(srv->proxies);
     free(srv->wbuf);
     free(srv);
 }

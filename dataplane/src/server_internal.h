@@ -11,6 +11,7 @@
 
 #include "acl.h"
 #include "auth.h"
+#include "cidr.h"
 #include "cplink.h"
 #include "hub.h"
 #include "redis.h"
@@ -42,6 +43,8 @@ struct gw_server {
     uv_check_t flush_check; /* writes queued frames once per loop turn, after all I/O */
     uv_timer_t tick_timer;  /* auth timeouts and credential expiry */
     struct ipcount **ips;   /* connections per client address */
+    gw_cidr_t *proxies;     /* TRUSTED_PROXIES */
+    int nproxies;
     size_t nips_buckets;
     unsigned char stats_token_hash[32];
     gw_session_t *flush; /* sessions with frames queued since the last turn */

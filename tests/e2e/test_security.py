@@ -433,3 +433,34 @@ def test_expiry_warning_refresh_and_close(gateway_factory):
     keeper.send({"type": "ping", "id": "alive"})
     assert keeper.recv_type("pong")["id"] == "alive"
     assert g.stats()["auth"]["expired_closes"] == 1
+
+
+def test_per_ip_limit_behind_a_trusted_proxy(gateway_factory):
+    # The test client plays the proxy (127.0.0.1) and names the clients it forwards.
+    g = gateway_factory(env=dict(USER_ENV, MAX_CONNECTIONS_PER_IP="2",
+                                 TRUSTED_PROXIES="10.9.9.9, 127.0.0.0/8"))
+    g.wait_ready()
+    a1 = g.ws(headers={"X-Forwarded-For": "203.0.113.7, 10.0.0.1"})
+    a2 = g.ws(headers={"X-Forwarded-For": "10.0.0.1"})
+    for c in (a1, a2):
+        first(c)
+    with pytest.raises(UpgradeRefused) as e:
+        g.ws(headers={"X-Forwarded-For": "10.0.0.1"})
+    assert e.value.status == 429
+    first(g.ws(headers={"X-Forwarded-For": "10.0.0.2"}))  # another client behind the proxy
+
+
+def test_forwarded_for_ignored_from_untrusted_peers(gateway_factory):
+    g = gateway_factory(env=dict(USER_ENV, MAX_CONNECTIONS_PER_IP="2"))
+    g.wait_ready()
+    held = [g.ws(headers={"X-Forwarded-For": "10.0.0.%d" % i}) for i in range(2)]
+    for c in held:
+        first(c)
+    with pytest.raises(UpgradeRefused):  # spoofed headers do not buy more connections
+        g.ws(headers={"X-Forwarded-For": "10.0.0.99"})
+
+
+def test_bad_trusted_proxies_exit_2():
+    p = subprocess.run([WSGW_BIN], env=dict(os.environ, TRUSTED_PROXIES="10.0.0.1,nginx"),
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "TRUSTED_PROXIES" in p.stderr
