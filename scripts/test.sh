@@ -49,11 +49,19 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DGW_FUZZ=ON \
   -DGW_SANITIZE=address,undefined >/dev/null
 FUZZ_TARGETS=(client_frame json_payload glob_algebra jwt)
 cmake --build build-fuzz -j "$JOBS" --target "${FUZZ_TARGETS[@]/#/fuzz_}"
+mkdir -p build-fuzz/artifacts
 for t in "${FUZZ_TARGETS[@]}"; do
   work=$(mktemp -d)
-  # New inputs go to a scratch dir; the committed seeds stay as they are.
-  (cd "$work" && "$ROOT/build-fuzz/bin/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -max_len=8192 \
-    -print_final_stats=1 "$work" "$ROOT/tests/fuzz/corpus/$t" 2>&1 | tail -n 4)
+  # New inputs go to a scratch dir; the committed seeds stay as they are. A failing
+  # input is kept in build-fuzz/artifacts/ (add it to tests/fuzz/corpus/ once fixed).
+  if ! (cd "$work" && "$ROOT/build-fuzz/bin/fuzz_$t" -max_total_time="$FUZZ_SECONDS" \
+        -max_len=8192 -print_final_stats=1 -artifact_prefix="$ROOT/build-fuzz/artifacts/$t-" \
+        "$work" "$ROOT/tests/fuzz/corpus/$t" >"$work/log" 2>&1); then
+    tail -n 80 "$work/log"
+    echo "fuzz_$t failed: the input is in build-fuzz/artifacts/"
+    exit 1
+  fi
+  echo "fuzz_$t: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$work/log")"
   rm -rf "$work"
 done
 

@@ -269,7 +269,7 @@ static int byte_classes(const gprog_t *x, const gprog_t *y, unsigned char *reps)
 {
     uint64_t sig[256][(2 * GW_GLOB_ALGEBRA_MAX + 63) / 64];
     int nreps = 0;
-    size_t words = (x->n + y->n + 63) / 64 + 1;
+    size_t words = (x->n + y->n + 63) / 64; /* at most the row: 2 * 256 tokens */
     memset(sig, 0, sizeof sig);
     for (unsigned c = 0; c < 256; c++) {
         size_t k = 0;

@@ -119,6 +119,14 @@ static void test_malformed_and_budget(void **state)
     char big[300];
     memset(big, 'a', sizeof big);
     assert_int_equal(gw_glob_contains(big, 257, "a", 1), -1);
+    /* two patterns of the maximum length: 512 tokens between them (a fuzzer found an
+     * overread in the byte-class signatures here) */
+    char l1[257], l2[257];
+    memset(l1, 'a', 256);
+    memset(l2, 'a', 256);
+    l1[255] = '*';
+    assert_int_equal(gw_glob_contains(l1, 256, l2, 256), 1);
+    assert_int_equal(gw_glob_intersects(l2, 256, l1, 256), 1);
     /* many stars with classes: must answer or give up, never hang */
     const char *hard = "*[ab]*[ab]*[ab]*[ab]*[ab]*[ab]*[ab]*[ab]*[ab]*[ab]*[ab]*[ab]*";
     int r = gw_glob_contains("*a*b*a*b*a*b*a*b*a*b*", 21, hard, strlen(hard));
