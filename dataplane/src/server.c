@@ -32,18 +32,6 @@ static int hub_redis_cmd(void *ud, bool subscribe, bool pattern, const char *con
     return srv->redis ? gw_redis_cmd(srv->redis, subscribe, pattern, names, lens, n) : -1;
 }
 
-static void hub_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m)
-{
-    (void)ud;
-    gw_session_deliver(sub, m);
-}
-
-static void hub_sub_active(void *ud, gw_sub_t *sub)
-{
-    (void)ud;
-    gw_session_sub_active(sub);
-}
-
 static void hub_resync(void *ud)
 {
     gw_server_t *srv = ud;
@@ -470,7 +458,8 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     srv->cfg = cfg;
     srv->started_ms = uv_now(loop);
     srv->wbuf = gw_xmalloc(LWS_PRE + WBUF_SIZE);
-    srv->hub_ops = (gw_hub_ops_t){hub_redis_cmd, hub_deliver, hub_sub_active, hub_resync};
+    srv->hub_ops =
+        (gw_hub_ops_t){hub_redis_cmd, gw_session_deliver, gw_session_sub_active, hub_resync};
     srv->hub = gw_hub_new(&srv->hub_ops, srv);
     srv->live = *cfg; /* strings stay the config's; the control plane replaces some */
     srv->env = (gw_session_env_t){.hub = srv->hub,

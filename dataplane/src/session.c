@@ -254,8 +254,9 @@ static void ack_dec(gw_session_t *s, struct gw_ack *a)
     if (--a->remaining == 0) ack_done(s, a);
 }
 
-void gw_session_sub_active(gw_sub_t *sub)
+void gw_session_sub_active(void *ud, gw_sub_t *sub)
 {
+    (void)ud;
     struct gw_ack *a = sub->pending;
     sub->pending = NULL;
     ack_dec(sub->session, a);
@@ -276,8 +277,9 @@ static bool delivery_allowed(const gw_acl_t *acl, gw_msg_t *m)
     return ok;
 }
 
-void gw_session_deliver(gw_sub_t *sub, gw_msg_t *m)
+void gw_session_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m)
 {
+    (void)ud;
     gw_session_t *s = sub->session;
     if (!s->acl || !delivery_allowed(s->acl, m)) {
         gw_stats.acl_blocked_deliveries++;

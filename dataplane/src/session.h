@@ -134,7 +134,8 @@ void gw_session_consume(gw_session_t *s, size_t n);
 size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *need);
 
 /* Hub callbacks. */
-void gw_session_deliver(gw_sub_t *sub, gw_msg_t *m);
-void gw_session_sub_active(gw_sub_t *sub);
+/* Hub callbacks, with the gw_hub_ops_t signatures so they plug in directly (ud unused). */
+void gw_session_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m);
+void gw_session_sub_active(void *ud, gw_sub_t *sub);
 
 #endif

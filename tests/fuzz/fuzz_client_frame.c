@@ -15,16 +15,6 @@ static int hub_cmd(void *ud, bool sub, bool pat, const char *const *n, const siz
     (void)ud, (void)sub, (void)pat, (void)n, (void)l, (void)c;
     return 0;
 }
-static void hub_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m)
-{
-    (void)ud;
-    gw_session_deliver(sub, m);
-}
-static void hub_active(void *ud, gw_sub_t *sub)
-{
-    (void)ud;
-    gw_session_sub_active(sub);
-}
 static void hub_resync(void *ud)
 {
     (void)ud;
@@ -38,7 +28,7 @@ static void do_close(gw_session_t *s, int code, const char *reason)
     (void)s, (void)code, (void)reason;
 }
 
-static const gw_hub_ops_t ops = {hub_cmd, hub_deliver, hub_active, hub_resync};
+static const gw_hub_ops_t ops = {hub_cmd, gw_session_deliver, gw_session_sub_active, hub_resync};
 
 static uint64_t fake_us(void)
 {

@@ -49,24 +49,13 @@ static int hub_cmd(void *ud, bool subscribe, bool pattern, const char *const *na
     return 0;
 }
 
-static void hub_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m)
-{
-    (void)ud;
-    gw_session_deliver(sub, m);
-}
-
-static void hub_active(void *ud, gw_sub_t *sub)
-{
-    (void)ud;
-    gw_session_sub_active(sub);
-}
-
 static void hub_resync(void *ud)
 {
     (void)ud;
 }
 
-static const gw_hub_ops_t hub_ops = {hub_cmd, hub_deliver, hub_active, hub_resync};
+static const gw_hub_ops_t hub_ops = {hub_cmd, gw_session_deliver, gw_session_sub_active,
+                                     hub_resync};
 static gw_session_env_t env;
 static gw_roles_t *roles;
 static gw_auth_t *auth;
