@@ -35,6 +35,11 @@ stop_gw() { kill -TERM "$GW"; wait "$GW" || true; }
 B="./build/bin/wsgw-bench --gw 127.0.0.1:$GPORT --redis 127.0.0.1:$RPORT --cpu 1 --json"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 
-start_gw; $B --gw-pid "$GW" --clients 1000 --rate 20 --warmup 2 --duration "$DUR"; stop_gw
-start_gw; $B --gw-pid "$GW" --clients 1000 --rate 1000 --warmup 2 --duration "$DUR"; stop_gw
+# Each fan-out scenario runs for v1 clients, then for legacy-dialect clients, back to back.
+for rate in 20 1000; do
+  for dialect in v1 legacy; do
+    start_gw; $B --gw-pid "$GW" --clients 1000 --rate $rate --warmup 2 --duration "$DUR" \
+      --dialect $dialect; stop_gw
+  done
+done
 start_gw; $B --gw-pid "$GW" --clients 5000 --idle --subs 5; stop_gw

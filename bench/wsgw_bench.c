@@ -8,7 +8,10 @@
  *
  *   wsgw-bench --gw 127.0.0.1:8889 --redis 127.0.0.1:6379 --gw-pid PID
  *              [--clients 1000] [--rate 1000] [--payload 128] [--warmup 2] [--duration 10]
- *              [--idle --subs 5] [--cpu 1] [--json]
+ *              [--idle --subs 5] [--cpu 1] [--json] [--dialect v1|legacy]
+ *
+ * --dialect legacy: the clients speak the Python gateway's dialect ({"action":...},
+ * "data" frames), to compare its fan-out cost with v1's in the same run.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,8 +46,9 @@ static struct {
     int gw_port, redis_port, gw_pid;
     int clients, rate, payload, subs, cpu;
     double warmup, duration;
-    bool idle, json;
-} opt = {"127.0.0.1", "127.0.0.1", 8889, 6379, 0, 1000, 1000, 128, 1, -1, 2, 10, false, false};
+    bool idle, json, legacy;
+} opt = {"127.0.0.1", "127.0.0.1", 8889, 6379, 0,     1000,  1000, 128,
+         1,           -1,          2,    10,   false, false, false};
 
 static uint64_t now_ns(void)
 {
@@ -200,11 +204,14 @@ static void handshake(client_t *c)
 static void subscribe(client_t *c, int idx)
 {
     char msg[900];
+    const char *head = opt.legacy ? "{\"action\":\"subscribe\",\"requestId\":\"b\",\"channels\":["
+                                  : "{\"type\":\"subscribe\",\"channels\":[";
     if (!opt.idle) {
-        ws_send_text(c->fd, "{\"type\":\"subscribe\",\"channels\":[\"bench:0\"]}");
+        snprintf(msg, sizeof msg, "%s\"bench:0\"]}", head);
+        ws_send_text(c->fd, msg);
         return;
     }
-    int n = snprintf(msg, sizeof msg, "{\"type\":\"subscribe\",\"channels\":[");
+    int n = snprintf(msg, sizeof msg, "%s", head);
     for (int k = 0; k < opt.subs; k++)
         n += snprintf(msg + n, sizeof msg - (size_t)n, "%s\"idle:%d:%d\"", k ? "," : "", idx % 100,
                       k);
@@ -228,15 +235,19 @@ static uint64_t parse_u64(const unsigned char *p, const unsigned char *end)
 /* The envelope of the bench channel starts with this, so the timestamp sits at a fixed
  * offset: the client parses a frame in a few dozen instructions. */
 static const char fast_prefix[] = "{\"type\":\"message\",\"channel\":\"bench:0\",\"data\":{\"ts\":";
+static const char fast_legacy[] =
+    "{\"type\":\"data\",\"channel\":\"bench:0\",\"pattern\":null,\"data\":{\"ts\":";
 
 static void on_text(client_t *c, const unsigned char *p, size_t n, uint64_t now)
 {
     const unsigned char *end = p + n;
-    /* {"type":"message",...  /  {"type":"subscribed"... */
-    if (n > 10 && p[9] == 'm') {
+    const char *prefix = opt.legacy ? fast_legacy : fast_prefix;
+    size_t plen = opt.legacy ? sizeof fast_legacy - 1 : sizeof fast_prefix - 1;
+    /* {"type":"message"... or {"type":"data"...  /  {"type":"subscribed"... */
+    if (n > 10 && p[9] == (opt.legacy ? 'd' : 'm')) {
         const unsigned char *ts;
-        if (n > sizeof fast_prefix && !memcmp(p, fast_prefix, sizeof fast_prefix - 1))
-            ts = p + sizeof fast_prefix - 1;
+        if (n > plen && !memcmp(p, prefix, plen))
+            ts = p + plen;
         else if ((ts = memmem(p, n, "\"ts\":", 5)))
             ts += 5;
         else
@@ -385,6 +396,8 @@ static void parse_args(int argc, char **argv)
             opt.idle = true;
         else if (!strcmp(a, "--json"))
             opt.json = true;
+        else if (!strcmp(a, "--dialect") && v)
+            opt.legacy = !strcmp(argv[++i], "legacy");
         else {
             fprintf(stderr, "usage: see the comment at the top of bench/wsgw_bench.c\n");
             exit(2);
@@ -533,17 +546,18 @@ int main(int argc, char **argv)
     double cpu_share = (cpu1 - cpu0) / secs;
     uint64_t expected = published * (uint64_t)opt.clients;
     if (opt.json)
-        printf("{\"scenario\":\"fanout\",\"clients\":%d,\"rate\":%d,\"payload\":%d,"
+        printf("{\"scenario\":\"fanout\",\"dialect\":\"%s\",\"clients\":%d,\"rate\":%d,"
+               "\"payload\":%d,"
                "\"frames_per_s\":%.0f,\"p50_us\":%llu,\"p99_us\":%llu,\"p999_us\":%llu,"
                "\"max_us\":%llu,\"published\":%llu,\"expected\":%llu,\"delivered\":%llu,"
                "\"lost\":%llu,\"seq_gaps\":%llu,\"gw_cpu_us_per_frame\":%.2f,"
                "\"gw_cpu_share\":%.2f}\n",
-               opt.clients, opt.rate, opt.payload, fps, (unsigned long long)percentile(0.50),
-               (unsigned long long)percentile(0.99), (unsigned long long)percentile(0.999),
-               (unsigned long long)percentile(1.0), (unsigned long long)published,
-               (unsigned long long)expected, (unsigned long long)delivered,
-               (unsigned long long)(expected - delivered), (unsigned long long)seq_gaps, cpu_us,
-               cpu_share);
+               opt.legacy ? "legacy" : "v1", opt.clients, opt.rate, opt.payload, fps,
+               (unsigned long long)percentile(0.50), (unsigned long long)percentile(0.99),
+               (unsigned long long)percentile(0.999), (unsigned long long)percentile(1.0),
+               (unsigned long long)published, (unsigned long long)expected,
+               (unsigned long long)delivered, (unsigned long long)(expected - delivered),
+               (unsigned long long)seq_gaps, cpu_us, cpu_share);
     else
         printf("fanout: %d clients, %d publishes/s, %d-byte payloads\n"
                "  delivered %.0f frames/s; latency p50 %llu us, p99 %llu us, p99.9 %llu us\n"

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 
@@ -27,10 +28,11 @@ static int set_value(void *cfg, const gw_opt_t *o, const char *val, const char *
     }
     case GW_OPT_BOOL: {
         bool v;
-        if (!strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes") || !strcmp(val, "on"))
+        if (!strcasecmp(val, "true") || !strcmp(val, "1") || !strcasecmp(val, "yes") ||
+            !strcasecmp(val, "on"))
             v = true;
-        else if (!strcmp(val, "false") || !strcmp(val, "0") || !strcmp(val, "no") ||
-                 !strcmp(val, "off"))
+        else if (!strcasecmp(val, "false") || !strcmp(val, "0") || !strcasecmp(val, "no") ||
+                 !strcasecmp(val, "off"))
             v = false;
         else {
             snprintf(err, errlen, "invalid %s (--%s) from %s: '%s' is not true or false", o->env,
@@ -40,6 +42,7 @@ static int set_value(void *cfg, const gw_opt_t *o, const char *val, const char *
         *(bool *)(base + o->off) = v;
         return 0;
     }
+    case GW_OPT_IGNORED: return 0;
     case GW_OPT_STR: {
         char **slot = (char **)(base + o->off);
         if (strlen(val) > 4096) {
@@ -77,15 +80,51 @@ static const gw_opt_t *find_flag(const gw_opts_spec_t *sp, const char *name, siz
     return NULL;
 }
 
-int gw_opts_load(const gw_opts_spec_t *sp, void *cfg, int argc, char **argv, char *err,
+static const char *alias_of(const gw_opts_spec_t *sp, const gw_opt_t *o)
+{
+    for (const gw_opt_alias_t *a = sp->aliases; a && a->env; a++)
+        if (!strcmp(a->env, o->env)) return a->alias;
+    return NULL;
+}
+
+const gw_opt_t *gw_opts_find_env(const gw_opts_spec_t *sp, const char *env)
+{
+    for (size_t i = 0; i < sp->n; i++) {
+        const char *alias = alias_of(sp, &sp->opts[i]);
+        if (!strcmp(sp->opts[i].env, env) || (alias && !strcmp(alias, env))) return &sp->opts[i];
+    }
+    return NULL;
+}
+
+/* The environment's value for a row: its own variable or its alias, which must agree. */
+static int env_value(const gw_opts_spec_t *sp, const gw_opt_t *o, const char **out, char *err,
+                     size_t errlen)
+{
+    const char *alias = alias_of(sp, o);
+    const char *v = getenv(o->env), *a = alias ? getenv(alias) : NULL;
+    if (v && a && strcmp(v, a) != 0) {
+        snprintf(err, errlen, "invalid %s: set together with %s to a different value; set one",
+                 alias, o->env);
+        return -1;
+    }
+    *out = v ? v : a;
+    return 0;
+}
+
+int gw_opts_load(const gw_opts_spec_t *sp, void *cfg, int argc, char **argv, bool *set, char *err,
                  size_t errlen)
 {
-    for (size_t i = 0; i < sp->n; i++)
+    for (size_t i = 0; i < sp->n; i++) {
+        if (set) set[i] = false;
         if (set_value(cfg, &sp->opts[i], sp->opts[i].def, "default", err, errlen) < 0) return -1;
+    }
 
     for (size_t i = 0; i < sp->n; i++) {
-        const char *v = getenv(sp->opts[i].env);
-        if (v && set_value(cfg, &sp->opts[i], v, "environment", err, errlen) < 0) return -1;
+        const char *v;
+        if (env_value(sp, &sp->opts[i], &v, err, errlen) < 0) return -1;
+        if (!v) continue;
+        if (set_value(cfg, &sp->opts[i], v, "environment", err, errlen) < 0) return -1;
+        if (set) set[i] = true;
     }
 
     for (int i = 1; i < argc; i++) {
@@ -121,6 +160,7 @@ int gw_opts_load(const gw_opts_spec_t *sp, void *cfg, int argc, char **argv, cha
             return -1;
         }
         if (set_value(cfg, o, val, "command line", err, errlen) < 0) return -1;
+        if (set) set[o - sp->opts] = true;
     }
     return 0;
 }
@@ -142,6 +182,8 @@ static void describe_bounds(const gw_opt_t *o, char *out, size_t n)
         snprintf(out, n, "%ld..%ld", o->min, o->max);
     else if (o->type == GW_OPT_BOOL)
         snprintf(out, n, "true|false");
+    else if (o->type == GW_OPT_IGNORED)
+        snprintf(out, n, "ignored");
     else if (o->type == GW_OPT_ENUM) {
         for (int i = 0; o->choices[i]; i++) {
             size_t l = strlen(out);
@@ -157,8 +199,10 @@ void gw_opts_print_help(const gw_opts_spec_t *sp, FILE *f)
         const gw_opt_t *o = &sp->opts[i];
         char bounds[96];
         describe_bounds(o, bounds, sizeof bounds);
-        fprintf(f, "  --%-26s %s\n      %s (default: %s%s%s)\n", o->flag, o->env, o->help,
-                o->def[0] ? o->def : "empty", bounds[0] ? "; " : "", bounds);
+        const char *alias = alias_of(sp, o);
+        fprintf(f, "  --%-26s %s%s%s\n      %s (default: %s%s%s)\n", o->flag, o->env,
+                alias ? ", alias " : "", alias ? alias : "", o->help, o->def[0] ? o->def : "empty",
+                bounds[0] ? "; " : "", bounds);
     }
     fprintf(f, "\n  --help                       this text\n"
                "  --config-doc                 the table as Markdown (docs/CONFIG.md)\n");
@@ -178,7 +222,9 @@ void gw_opts_print_doc(const gw_opts_spec_t *sp, FILE *f)
         const gw_opt_t *o = &sp->opts[i];
         char bounds[96];
         describe_bounds(o, bounds, sizeof bounds);
-        fprintf(f, "| `%s` | `--%s` | `%s` | ", o->env, o->flag, o->def);
+        const char *alias = alias_of(sp, o);
+        fprintf(f, "| `%s`%s%s%s | `--%s` | `%s` | ", o->env, alias ? " (alias `" : "",
+                alias ? alias : "", alias ? "`)" : "", o->flag, o->def);
         for (const char *c = bounds; *c; c++) /* a bare | would split the table cell */
             fputs(*c == '|' ? "\\|" : (char[]){*c, 0}, f);
         fprintf(f, " | %s |\n", o->help);

@@ -53,7 +53,7 @@ static const gw_opts_spec_t spec = {
     "Control plane: holds roles, API keys, limits and auth settings, pushes them to every\n"
     "data plane over gRPC and aggregates their stats. Every flag has an environment\n"
     "variable; flags win over the environment.",
-    options, sizeof options / sizeof options[0]};
+    options, sizeof options / sizeof options[0], NULL};
 
 static cp_server_t *g_server;
 
@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     cp_config_t cfg;
     char err[512];
     memset(&cfg, 0, sizeof cfg);
-    int rc = gw_opts_load(&spec, &cfg, argc, argv, err, sizeof err);
+    int rc = gw_opts_load(&spec, &cfg, argc, argv, NULL, err, sizeof err);
     if (rc == 0 && (strlen(cfg.admin_token) < 16 || strlen(cfg.node_token) < 16)) {
         snprintf(err, sizeof err,
                  "invalid CONTROL_ADMIN_TOKEN / CONTROL_NODE_TOKEN: both are "

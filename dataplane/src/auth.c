@@ -30,8 +30,9 @@ static const char *const result_names[GW_AUTH__COUNT] = {
     [GW_AUTH_NOT_CONFIGURED] = "not_configured",
     [GW_AUTH_ROLE_CHANGED] = "role_changed",
     [GW_AUTH_TIMEOUT] = "timeout",
+    [GW_AUTH_MISSING] = "missing",
 };
-_Static_assert(GW_AUTH_TIMEOUT + 1 == GW_AUTH__COUNT, "every result needs a name");
+_Static_assert(GW_AUTH_MISSING + 1 == GW_AUTH__COUNT, "every result needs a name");
 
 const char *gw_auth_result_name(gw_auth_result_t r)
 {
@@ -403,4 +404,33 @@ Exit:
     json_decref(hdr);
     json_decref(claims);
     return rc;
+}
+
+/* header.payload.signature, base64url only: anything else cannot be a JWT. */
+static bool jwt_shaped(const char *t, size_t len)
+{
+    size_t dots = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] == '.')
+            dots++;
+        else if (b64url_value(t[i]) < 0)
+            return false;
+    }
+    return dots == 2;
+}
+
+gw_auth_result_t gw_auth_token(const gw_auth_t *a, const char *token, size_t len, int64_t now,
+                               gw_identity_t *out)
+{
+    gw_auth_result_t jwt = GW_AUTH_MALFORMED;
+    if (jwt_shaped(token, len)) {
+        jwt = gw_auth_jwt(a, token, len, now, out);
+        if (jwt != GW_AUTH_MALFORMED && jwt != GW_AUTH_NOT_CONFIGURED) return jwt;
+        gw_identity_free(out);
+    }
+    gw_auth_result_t key = gw_auth_api_key(a, token, len, now, out);
+    if (key != GW_AUTH_UNKNOWN_KEY) return key;
+    /* Neither: name the failure of what it most likely was meant to be. */
+    bool as_jwt = jwt_shaped(token, len) || (a->nkeys == 0 && gw_auth_jwt_enabled(a));
+    return as_jwt ? jwt : key;
 }

@@ -43,6 +43,7 @@ typedef enum {
     GW_AUTH_NOT_CONFIGURED, /* e.g. a JWT while no JWT key is configured */
     GW_AUTH_ROLE_CHANGED,   /* an in-band refresh tried to change the role */
     GW_AUTH_TIMEOUT,
+    GW_AUTH_MISSING, /* no credential where one is required and none can follow (legacy) */
     GW_AUTH__COUNT
 } gw_auth_result_t;
 
@@ -93,6 +94,12 @@ gw_auth_result_t gw_auth_api_key(const gw_auth_t *a, const char *key, size_t len
                                  gw_identity_t *out);
 gw_auth_result_t gw_auth_jwt(const gw_auth_t *a, const char *token, size_t len, int64_t now,
                              gw_identity_t *out);
+/* A "token" as clients of both dialects send it (?token=, Authorization: Bearer, the
+ * auth frame's token): a JWT when it has a JWT's shape, else an API key; a JWT-shaped
+ * value is also tried as an API key when no JWT key is configured or it does not parse.
+ * (The legacy gateway took its API key as ?token=.) */
+gw_auth_result_t gw_auth_token(const gw_auth_t *a, const char *token, size_t len, int64_t now,
+                               gw_identity_t *out);
 void gw_identity_free(gw_identity_t *id);
 
 #endif

@@ -4,14 +4,18 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "cidr.h"
 #include "log.h"
 #include "opts.h"
+#include "origin.h"
+#include "redis.h"
 
 static const char *const policy_choices[] = {"drop", "close", "conflate", NULL};
+static const char *const protocol_choices[] = {"auto", "v1", "legacy", NULL};
 
 #define OFF(f) offsetof(gw_config_t, f)
 
@@ -20,8 +24,17 @@ static const gw_opt_t options[] = {
      "TCP port for WebSocket (/ws) and HTTP (/health, /stats)"},
     {"bind", "BIND_ADDRESS", GW_OPT_STR, OFF(bind_address), "0.0.0.0", 0, 0, NULL, 0,
      "address to listen on"},
-    {"redis-url", "REDIS_URL", GW_OPT_STR, OFF(redis_url), "redis://127.0.0.1:6379", 0, 0, NULL,
-     GW_OPT_SECRET, "redis://[[user]:password@]host:port[/db] (pub/sub ignores the db)"},
+    {"redis-url", "REDIS_URL", GW_OPT_STR, OFF(redis_url), "", 0, 0, NULL, GW_OPT_SECRET,
+     "redis://[[user]:password@]host:port[/db] (pub/sub ignores the db); unset: built from "
+     "REDIS_HOST and REDIS_PORT"},
+    {"redis-host", "REDIS_HOST", GW_OPT_STR, OFF(redis_host), "127.0.0.1", 0, 0, NULL, 0,
+     "Redis host when REDIS_URL is unset (set with REDIS_URL, they must agree)"},
+    {"redis-port", "REDIS_PORT", GW_OPT_INT, OFF(redis_port), "6379", 1, 65535, NULL, 0,
+     "Redis port when REDIS_URL is unset (set with REDIS_URL, they must agree)"},
+    {"client-protocol", "CLIENT_PROTOCOL", GW_OPT_ENUM, OFF(client_protocol), "auto", 0, 0,
+     protocol_choices, 0,
+     "client dialect: auto (each connection's first frame decides: \"type\" v1, \"action\" "
+     "legacy), v1, or legacy (the Python gateway's frames, greeting \"connected\")"},
     {"node-id", "NODE_ID", GW_OPT_STR, OFF(node_id), "", 0, 0, NULL, 0,
      "node name in welcome frames, logs and /health (default host:port)"},
     {"require-auth", "REQUIRE_AUTH", GW_OPT_BOOL, OFF(require_auth), "false", 0, 0, NULL, 0,
@@ -57,8 +70,8 @@ static const gw_opt_t options[] = {
      1, 600000, NULL, 0, "cap of the Redis reconnect delay"},
     {"redis-ping-interval-ms", "REDIS_PING_INTERVAL_MS", GW_OPT_INT, OFF(redis_ping_interval_ms),
      "1000", 50, 600000, NULL, 0, "Redis link probe; silent for 3 intervals means dead"},
-    {"api-key-role", "GATEWAY_API_KEY_ROLE", GW_OPT_STR, OFF(api_key_role), "internal", 0, 0, NULL,
-     0, "role granted by GATEWAY_API_KEY"},
+    {"api-key-role", "GATEWAY_API_KEY_ROLE", GW_OPT_STR, OFF(api_key_role), "admin", 0, 0, NULL, 0,
+     "role granted by GATEWAY_API_KEY"},
     {"auth-timeout-ms", "AUTH_TIMEOUT_MS", GW_OPT_INT, OFF(auth_timeout_ms), "5000", 100, 600000,
      NULL, 0, "with REQUIRE_AUTH, time to authenticate before close 4401"},
     {"jwt-secret", "JWT_SECRET", GW_OPT_STR, OFF(jwt_secret), "", 0, 0, NULL, GW_OPT_SECRET,
@@ -93,6 +106,16 @@ static const gw_opt_t options[] = {
      "has the proxy's IP"},
     {"trusted-proxies", "TRUSTED_PROXIES", GW_OPT_STR, OFF(trusted_proxies), "", 0, 0, NULL, 0,
      "proxy addresses or networks (10.0.0.0/8) whose X-Forwarded-For names the client"},
+    {"cors-allow-origins", "CORS_ALLOW_ORIGINS", GW_OPT_STR, OFF(cors_allow_origins), "*", 0, 0,
+     NULL, 0,
+     "CORS for /health, /stats, /metrics: * or comma-separated origins allowed to read them "
+     "(empty: no CORS headers)"},
+    {"allowed-origins", "ALLOWED_ORIGINS", GW_OPT_STR, OFF(allowed_origins), "", 0, 0, NULL, 0,
+     "browser origins (comma-separated, e.g. https://ui.example.com) that may open /ws; "
+     "others get 403. Empty: any. A request without Origin is not a browser's: allowed"},
+    {"max-messages-per-second", "MAX_MESSAGES_PER_SECOND", GW_OPT_IGNORED, 0, "", 0, 0, NULL, 0,
+     "the Python gateway's setting, which it never used: accepted, no effect, warned about "
+     "(the rate limit is CLIENT_RATE_LIMIT)"},
     {"stats-token", "STATS_TOKEN", GW_OPT_STR, OFF(stats_token), "", 0, 0, NULL, GW_OPT_SECRET,
      "bearer token required by /health and /stats (unset: open)"},
     {"control-plane-url", "CONTROL_PLANE_URL", GW_OPT_STR, OFF(control_plane_url), "", 0, 0, NULL,
@@ -120,6 +143,11 @@ const char *gw_policy_name(int policy)
     return (policy >= 0 && policy <= GW_POLICY_CONFLATE) ? policy_choices[policy] : "?";
 }
 
+const char *gw_client_protocol_name(int proto)
+{
+    return (proto >= 0 && proto <= GW_PROTO_LEGACY) ? protocol_choices[proto] : "?";
+}
+
 /* TRUSTED_PROXIES: every entry must be an address or a network. */
 static int check_proxies(const char *list, char *err, size_t errlen)
 {
@@ -134,9 +162,76 @@ static int check_proxies(const char *list, char *err, size_t errlen)
     return 0;
 }
 
-static int cross_check(gw_config_t *cfg, char *err, size_t errlen)
+static const gw_opts_spec_t spec;
+
+static bool was_set(const bool *set, const char *env)
+{
+    return set[gw_opts_find_env(&spec, env) - spec.opts];
+}
+
+/* REDIS_URL, or redis://REDIS_HOST:REDIS_PORT. Both given and disagreeing is an error:
+ * one of them would be silently ignored, and the node would watch the wrong Redis. */
+static int resolve_redis(gw_config_t *cfg, const bool *set, char *err, size_t errlen)
+{
+    bool url_given = cfg->redis_url[0] != '\0';
+    if (!url_given) {
+        gw_buf_t b = GW_BUF_INIT;
+        gw_buf_printf(&b, "redis://%s:%ld", cfg->redis_host, cfg->redis_port);
+        free(cfg->redis_url);
+        cfg->redis_url = b.data;
+    }
+    gw_redis_url_t u;
+    const char *why;
+    if (gw_redis_url_parse(cfg->redis_url, &u, &why) < 0) {
+        snprintf(err, errlen, "invalid %s: %s", url_given ? "REDIS_URL" : "REDIS_HOST", why);
+        return -1;
+    }
+    int rc = 0;
+    if (url_given && ((was_set(set, "REDIS_HOST") && strcasecmp(u.host, cfg->redis_host) != 0) ||
+                      (was_set(set, "REDIS_PORT") && u.port != cfg->redis_port))) {
+        snprintf(err, errlen,
+                 "invalid REDIS_HOST/REDIS_PORT: they disagree with REDIS_URL (host %.64s, "
+                 "port %d); set REDIS_URL or REDIS_HOST/REDIS_PORT, not both",
+                 u.host, u.port);
+        rc = -1;
+    }
+    gw_redis_url_free(&u);
+    return rc;
+}
+
+/* Names the accepted-but-ignored settings that were set, for one warning at start. */
+static void note_ignored(gw_config_t *cfg, const bool *set)
+{
+    size_t n = 0;
+    cfg->ignored[0] = '\0';
+    for (size_t i = 0; i < spec.n; i++) {
+        if (spec.opts[i].type != GW_OPT_IGNORED || !set[i]) continue;
+        n += (size_t)snprintf(cfg->ignored + n, sizeof cfg->ignored - n, "%s%s", n ? "," : "",
+                              spec.opts[i].env);
+        if (n >= sizeof cfg->ignored) break;
+    }
+}
+
+static int check_origins(const char *name, const char *list, char *err, size_t errlen)
+{
+    gw_origins_t o;
+    char why[160];
+    if (gw_origins_parse(list, true, &o, why, sizeof why) < 0) {
+        snprintf(err, errlen, "invalid %s: %s", name, why);
+        return -1;
+    }
+    gw_origins_free(&o);
+    return 0;
+}
+
+static int cross_check(gw_config_t *cfg, const bool *set, char *err, size_t errlen)
 {
     if (check_proxies(cfg->trusted_proxies, err, errlen) < 0) return -1;
+    if (check_origins("ALLOWED_ORIGINS", cfg->allowed_origins, err, errlen) < 0 ||
+        check_origins("CORS_ALLOW_ORIGINS", cfg->cors_allow_origins, err, errlen) < 0)
+        return -1;
+    if (resolve_redis(cfg, set, err, errlen) < 0) return -1;
+    note_ignored(cfg, set);
     if (cfg->redis_backoff_min_ms > cfg->redis_backoff_max_ms) {
         snprintf(err, errlen, "invalid REDIS_BACKOFF_MIN_MS: larger than REDIS_BACKOFF_MAX_MS");
         return -1;
@@ -164,17 +259,24 @@ static int cross_check(gw_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* The Python gateway's names, so its deployments' environments work unchanged. */
+static const gw_opt_alias_t aliases[] = {
+    {"BIND_ADDRESS", "REDIS_WS_GATEWAY_HOST"},
+    {NULL, NULL},
+};
+
 static const gw_opts_spec_t spec = {
     "wsgw",
     "Redis pub/sub to WebSocket gateway (data plane). Every flag has an environment\n"
     "variable; flags win over the environment.",
-    options, NOPTIONS};
+    options, NOPTIONS, aliases};
 
 int gw_config_load(gw_config_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
+    bool set[NOPTIONS];
     memset(cfg, 0, sizeof *cfg);
-    int rc = gw_opts_load(&spec, cfg, argc, argv, err, errlen);
-    return rc != 0 ? rc : cross_check(cfg, err, errlen);
+    int rc = gw_opts_load(&spec, cfg, argc, argv, set, err, errlen);
+    return rc != 0 ? rc : cross_check(cfg, set, err, errlen);
 }
 
 void gw_config_free(gw_config_t *cfg)

@@ -18,10 +18,22 @@ typedef enum {
     GW_POLICY_CONFLATE = 2, /* keep only the newest queued message per channel */
 } gw_policy_t;
 
+/* Which client protocol a connection speaks (docs/PROTOCOL.md). */
+typedef enum {
+    GW_PROTO_AUTO = 0,   /* decided per connection by its first frame: "type" v1, "action" legacy */
+    GW_PROTO_V1 = 1,     /* v1 only */
+    GW_PROTO_LEGACY = 2, /* the Python gateway's dialect only */
+} gw_client_protocol_t;
+
 typedef struct {
     long port;
     char *bind_address;
-    char *redis_url;
+    char *redis_url; /* never empty after loading: built from redis_host/redis_port if unset */
+    char *redis_host;
+    long redis_port;
+    int client_protocol; /* gw_client_protocol_t */
+    char *cors_allow_origins;
+    char *allowed_origins;
     char *node_id;
     bool require_auth;
     char *api_key;
@@ -64,8 +76,9 @@ typedef struct {
     char *control_tls_client_key;
     char *config_cache_path;
     long report_interval_ms;
-    int log_level;  /* gw_log_level_t */
-    int log_format; /* gw_log_format_t */
+    int log_level;     /* gw_log_level_t */
+    int log_format;    /* gw_log_format_t */
+    char ignored[256]; /* accepted settings that have no effect and were set, for a warning */
 } gw_config_t;
 
 /* Fills cfg from defaults, then the environment, then argv. Returns 0 on success,
@@ -79,5 +92,6 @@ void gw_config_print_help(FILE *f);
 void gw_config_print_doc(FILE *f);
 
 const char *gw_policy_name(int policy);
+const char *gw_client_protocol_name(int proto);
 
 #endif

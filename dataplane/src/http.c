@@ -6,6 +6,7 @@
 
 #include "assets.h"
 #include "buf.h"
+#include "clock.h"
 #include "json.h"
 #include "metrics.h"
 #include "stats.h"
@@ -26,6 +27,27 @@ static void render_control(gw_server_t *srv, gw_buf_t *b)
                   (unsigned long long)gw_stats.config_rejected);
 }
 
+/* The fields the Python gateway's /stats and /health had, for its dashboards and probes:
+ * flat, alongside ours. */
+static void put_timestamp(gw_buf_t *b)
+{
+    char ts[GW_ISO8601_LEN];
+    gw_buf_printf(b, "\"timestamp\":\"%s\"", gw_iso8601(gw_unix_us(), ts));
+}
+
+static void render_legacy_stats(gw_buf_t *b, bool up)
+{
+    gw_buf_printf(b,
+                  "\"clients_connected\":%llu,\"total_subscriptions\":%llu,"
+                  "\"channels_subscribed\":%llu,\"patterns_subscribed\":%llu,"
+                  "\"redis_connected\":%s,",
+                  (unsigned long long)gw_stats.conn_current,
+                  (unsigned long long)(gw_stats.client_subs_exact + gw_stats.client_subs_pattern),
+                  (unsigned long long)gw_stats.redis_subs_exact,
+                  (unsigned long long)gw_stats.redis_subs_pattern, up ? "true" : "false");
+    put_timestamp(b);
+}
+
 static void render_stats(gw_server_t *srv, gw_buf_t *b)
 {
     bool up = srv->redis && gw_redis_is_up(srv->redis);
@@ -36,7 +58,7 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
     gw_buf_printf(
         b,
         ",\"uptime_s\":%llu,\"redis\":{\"connected\":%s,\"reconnects\":%llu},"
-        "\"connections\":{\"current\":%llu,\"total\":%llu},"
+        "\"connections\":{\"current\":%llu,\"total\":%llu,\"legacy\":%llu},"
         "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
         "\"redis\":{\"exact\":%llu,\"pattern\":%llu}},"
         "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
@@ -46,7 +68,8 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         "\"closes_too_big\":%llu,\"errors\":{",
         (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000), up ? "true" : "false",
         (unsigned long long)gw_stats.redis_reconnects, (unsigned long long)gw_stats.conn_current,
-        (unsigned long long)gw_stats.conn_total, (unsigned long long)gw_stats.client_subs_exact,
+        (unsigned long long)gw_stats.conn_total, (unsigned long long)gw_stats.conn_legacy,
+        (unsigned long long)gw_stats.client_subs_exact,
         (unsigned long long)gw_stats.client_subs_pattern,
         (unsigned long long)gw_stats.redis_subs_exact,
         (unsigned long long)gw_stats.redis_subs_pattern,
@@ -71,13 +94,18 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         b,
         "}},\"acl\":{\"denied\":%llu,\"blocked_deliveries\":%llu},"
         "\"rate_limit\":{\"limited\":%llu,\"closes\":%llu},"
-        "\"refused\":{\"max_connections\":%llu,\"per_ip\":%llu},"
-        "\"stats_unauthorized\":%llu}",
+        "\"refused\":{\"max_connections\":%llu,\"per_ip\":%llu,\"origin\":%llu,"
+        "\"subprotocol\":%llu},"
+        "\"stats_unauthorized\":%llu,",
         (unsigned long long)gw_stats.acl_denied,
         (unsigned long long)gw_stats.acl_blocked_deliveries,
         (unsigned long long)gw_stats.rate_limited, (unsigned long long)gw_stats.rate_closes,
         (unsigned long long)gw_stats.refused_max_conn, (unsigned long long)gw_stats.refused_per_ip,
+        (unsigned long long)gw_stats.refused_origin,
+        (unsigned long long)gw_stats.refused_subprotocol,
         (unsigned long long)gw_stats.stats_unauthorized);
+    render_legacy_stats(b, up);
+    gw_buf_putc(b, '}');
 }
 
 static int render_health(gw_server_t *srv, gw_buf_t *b)
@@ -95,9 +123,14 @@ static int render_health(gw_server_t *srv, gw_buf_t *b)
     render_control(srv, b);
     gw_buf_puts(b, "\"node\":");
     gw_json_put_string(b, srv->cfg->node_id, strlen(srv->cfg->node_id));
-    gw_buf_printf(b, ",\"uptime_s\":%llu,\"connections\":%llu}",
+    gw_buf_printf(b,
+                  ",\"uptime_s\":%llu,\"connections\":%llu,\"service\":\"redis-ws-gateway\","
+                  "\"redis_connected\":%s,\"clients_connected\":%llu,",
                   (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000),
+                  (unsigned long long)gw_stats.conn_current, up ? "true" : "false",
                   (unsigned long long)gw_stats.conn_current);
+    put_timestamp(b);
+    gw_buf_putc(b, '}');
     return (up && configured && !srv->draining) ? 200 : 503;
 }
 
@@ -115,6 +148,41 @@ static bool stats_authorized(gw_server_t *srv, struct lws *wsi)
     return ok;
 }
 
+/* CORS_ALLOW_ORIGINS: "*", or the request's Origin echoed when it is listed (the answer
+ * then depends on the request, which caches must know: Vary). */
+static int add_cors_headers(gw_server_t *srv, struct lws *wsi, bool preflight, unsigned char **p,
+                            unsigned char *end)
+{
+    char origin[GW_ORIGIN_MAX + 1];
+    const gw_origins_t *o = &srv->cors_origins;
+    const char *allow = NULL;
+    if (o->any) {
+        allow = "*";
+    } else if (o->n) {
+        int n = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+        if (n > 0 && gw_origins_match(o, origin, (size_t)n)) allow = origin;
+        if (lws_add_http_header_by_name(
+                wsi, (const unsigned char *)"vary:", (const unsigned char *)"Origin", 6, p, end))
+            return 1;
+    }
+    if (!allow) return 0;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+                                    (const unsigned char *)allow, (int)strlen(allow), p, end))
+        return 1;
+    if (!preflight) return 0;
+    static const char *const pre[][2] = {
+        {"access-control-allow-methods:", "GET, OPTIONS"},
+        {"access-control-allow-headers:", "Authorization"},
+        {"access-control-max-age:", "600"},
+    };
+    for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)pre[i][0],
+                                        (const unsigned char *)pre[i][1], (int)strlen(pre[i][1]), p,
+                                        end))
+            return 1;
+    return 0;
+}
+
 int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *path)
 {
     gw_buf_t body = GW_BUF_INIT;
@@ -122,8 +190,13 @@ int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *p
     const char *type = "application/json";
     bool known = !strcmp(path, "/health") || !strcmp(path, "/stats") || !strcmp(path, "/metrics");
     const gw_asset_t *asset = gw_asset_find(path);
+    /* A browser asks before it sends Authorization cross-origin; the answer needs none. */
+    bool preflight = lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0;
 
-    if (known && !stats_authorized(srv, wsi)) {
+    if (preflight) {
+        status = known ? 204 : 404;
+        if (!known) gw_buf_puts(&body, "{\"error\":\"not_found\"}");
+    } else if (known && !stats_authorized(srv, wsi)) {
         gw_stats.stats_unauthorized++;
         status = 401;
         gw_buf_puts(&body, "{\"error\":\"unauthorized\"}");
@@ -150,19 +223,20 @@ int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *p
         status = 404;
         gw_buf_puts(&body, "{\"error\":\"not_found\"}");
     }
-    if (!asset && !strcmp(type, "application/json")) gw_buf_putc(&body, '\n');
+    if (!asset && body.len && !strcmp(type, "application/json")) gw_buf_putc(&body, '\n');
 
-    unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start;
+    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start;
     unsigned char *end = hdr + sizeof hdr - 1;
     if (lws_add_http_common_headers(wsi, (unsigned)status, type, body.len, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        (known && add_cors_headers(srv, wsi, preflight, &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
         gw_buf_free(&body);
         return 1;
     }
     pss->body = gw_xmalloc(LWS_PRE + body.len);
-    memcpy(pss->body + LWS_PRE, body.data, body.len);
+    if (body.len) memcpy(pss->body + LWS_PRE, body.data, body.len);
     pss->body_len = body.len;
     gw_buf_free(&body);
     lws_callback_on_writable(wsi);

@@ -203,7 +203,8 @@ size_t gw_hub_topic_count(const gw_hub_t *h)
 }
 
 void gw_hub_on_message(gw_hub_t *h, const char *chan, size_t chlen, const char *pattern,
-                       size_t plen, const char *data, size_t dlen, uint64_t rx_us)
+                       size_t plen, const char *data, size_t dlen, uint64_t rx_us,
+                       uint64_t rx_unix_us)
 {
     const char *key = pattern ? pattern : chan;
     size_t klen = pattern ? plen : chlen;
@@ -212,7 +213,7 @@ void gw_hub_on_message(gw_hub_t *h, const char *chan, size_t chlen, const char *
     gw_stats.redis_messages++;
     if (!t || t->pattern != (pattern != NULL) || t->nsubs == 0) return;
 
-    gw_msg_t *m = gw_msg_new_message(chan, chlen, pattern, plen, data, dlen, rx_us);
+    gw_msg_t *m = gw_msg_new_message(chan, chlen, pattern, plen, data, dlen, rx_us, rx_unix_us);
     for (uint32_t i = 0; i < t->nsubs; i++) h->ops->deliver(h->ud, t->subs[i], m);
     gw_msg_unref(m);
 }

@@ -61,8 +61,10 @@ const char *gw_sub_name(const gw_sub_t *sub, size_t *len);
 bool gw_sub_is_pattern(const gw_sub_t *sub);
 
 /* Events from the Redis link. */
+/* rx_us / rx_unix_us: when it arrived, on the monotonic and the wall clock (msg.h). */
 void gw_hub_on_message(gw_hub_t *h, const char *chan, size_t chlen, const char *pattern,
-                       size_t plen, const char *data, size_t dlen, uint64_t rx_us);
+                       size_t plen, const char *data, size_t dlen, uint64_t rx_us,
+                       uint64_t rx_unix_us);
 void gw_hub_on_confirm(gw_hub_t *h, bool subscribe, bool pattern, const char *name, size_t len);
 void gw_hub_on_link_up(gw_hub_t *h);
 void gw_hub_on_link_down(gw_hub_t *h);

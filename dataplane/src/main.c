@@ -68,6 +68,9 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     gw_log_setup((gw_log_level_t)cfg.log_level, (gw_log_format_t)cfg.log_format);
+    if (cfg.ignored[0])
+        GW_LOG(GW_LOG_WARN, "config", "settings_ignored",
+               "settings=%s note=\"accepted for compatibility; they have no effect\"", cfg.ignored);
     signal(SIGPIPE, SIG_IGN);
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 

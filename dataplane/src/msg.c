@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "json.h"
 
 static gw_msg_t *alloc_msg(const char *text, size_t len, const char *chan, size_t chlen)
@@ -16,34 +17,50 @@ static gw_msg_t *alloc_msg(const char *text, size_t len, const char *chan, size_
     m->chan = m->data + len;
     m->chan_len = (uint32_t)chlen;
     m->chan_hash = chlen ? gw_hash(chan, chlen) : 0;
-    m->rx_us = 0;
+    m->rx_us = m->rx_unix_us = 0;
+    m->legacy = NULL;
+    m->pat_off = m->pat_len = m->data_off = 0;
+    m->data_is_string = false;
     m->acl_key[0] = m->acl_key[1] = NULL;
     return m;
 }
 
+#define V1_HEAD  "{\"type\":\"message\",\"channel\":"
+#define SEQ_TAIL ",\"seq\":"
+
 gw_msg_t *gw_msg_new_message(const char *chan, size_t chlen, const char *pattern, size_t plen,
-                             const char *data, size_t dlen, uint64_t rx_us)
+                             const char *data, size_t dlen, uint64_t rx_us, uint64_t rx_unix_us)
 {
     /* One scratch buffer for the loop thread: envelopes are built one at a time. */
     static gw_buf_t scratch = GW_BUF_INIT;
+    size_t pat_off = 0, pat_len = 0;
 
     scratch.len = 0;
     gw_buf_reserve(&scratch, chlen + plen + dlen + 64);
-    gw_buf_puts(&scratch, "{\"type\":\"message\",\"channel\":");
+    gw_buf_puts(&scratch, V1_HEAD);
     gw_json_put_string(&scratch, chan, chlen);
     if (pattern) {
         gw_buf_puts(&scratch, ",\"pattern\":");
+        pat_off = scratch.len;
         gw_json_put_string(&scratch, pattern, plen);
+        pat_len = scratch.len - pat_off;
     }
     gw_buf_puts(&scratch, ",\"data\":");
-    if (gw_json_valid(data, dlen))
+    size_t data_off = scratch.len;
+    bool is_json = gw_json_valid(data, dlen);
+    if (is_json)
         gw_buf_append(&scratch, data, dlen);
     else
         gw_json_put_string(&scratch, data, dlen);
-    gw_buf_puts(&scratch, ",\"seq\":");
+    gw_buf_puts(&scratch, SEQ_TAIL);
 
     gw_msg_t *m = alloc_msg(scratch.data, scratch.len, chan, chlen);
     m->rx_us = rx_us;
+    m->rx_unix_us = rx_unix_us;
+    m->pat_off = (uint32_t)pat_off;
+    m->pat_len = (uint32_t)pat_len;
+    m->data_off = (uint32_t)data_off;
+    m->data_is_string = !is_json;
     /* Do not keep a huge buffer alive because of one big message. */
     if (scratch.cap > (1u << 20)) gw_buf_free(&scratch);
     return m;
@@ -56,10 +73,47 @@ gw_msg_t *gw_msg_new_control(gw_buf_t *b)
     return m;
 }
 
+gw_msg_t *gw_msg_legacy(gw_msg_t *m)
+{
+    if (m->legacy) return m->legacy;
+    /* The spans of the v1 text: channel right after the head, up to the pattern or data
+     * key; data up to the seq tail. Both are already JSON-encoded: copied, not redone. */
+    const char *chan_json = m->data + sizeof V1_HEAD - 1;
+    const char *chan_end = m->pat_len ? m->data + m->pat_off - (sizeof ",\"pattern\":" - 1)
+                                      : m->data + m->data_off - (sizeof ",\"data\":" - 1);
+    const char *val = m->data + m->data_off;
+    size_t vlen = m->len - m->data_off - (sizeof SEQ_TAIL - 1);
+    char ts[GW_ISO8601_LEN];
+    gw_buf_t b = GW_BUF_INIT;
+
+    gw_buf_reserve(&b, m->len + 96);
+    gw_buf_puts(&b, "{\"type\":\"data\",\"channel\":");
+    gw_buf_append(&b, chan_json, (size_t)(chan_end - chan_json));
+    gw_buf_puts(&b, ",\"pattern\":");
+    if (m->pat_len)
+        gw_buf_append(&b, m->data + m->pat_off, m->pat_len);
+    else
+        gw_buf_puts(&b, "null");
+    gw_buf_puts(&b, m->data_is_string ? ",\"data\":{\"raw\":" : ",\"data\":");
+    gw_buf_append(&b, val, vlen);
+    gw_buf_printf(&b, "%s,\"timestamp\":\"%s\"" SEQ_TAIL, m->data_is_string ? "}" : "",
+                  gw_iso8601(m->rx_unix_us, ts));
+
+    gw_msg_t *l = alloc_msg(b.data, b.len, m->chan, m->chan_len);
+    gw_buf_free(&b);
+    l->rx_us = m->rx_us;
+    l->rx_unix_us = m->rx_unix_us;
+    m->legacy = l;
+    return l;
+}
+
 void gw_msg_unref(gw_msg_t *m)
 {
     if (!m) return;
-    if (--m->refcnt == 0) free(m);
+    if (--m->refcnt == 0) {
+        gw_msg_unref(m->legacy);
+        free(m);
+    }
 }
 
 static size_t digits(uint64_t v)

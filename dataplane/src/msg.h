@@ -4,13 +4,19 @@
  * sequence number: `{"type":"message",...,"seq":`. The writer appends the digits and `}`
  * behind its own WebSocket header, so per client only `seq` and the frame header differ.
  *
+ * A Redis message has a second envelope for legacy-dialect clients (legacy.h), derived
+ * from the first on its first legacy delivery and then shared the same way, so either
+ * dialect costs one encoding per message, never one per client.
+ *
  * Ownership: constructors return a message with one reference, owned by the caller.
  * Every queue that holds it takes gw_msg_ref() and drops it with gw_msg_unref(); the
- * last unref frees it. Single-threaded (the event loop owns all messages).
+ * last unref frees it. A message holds one reference to its legacy envelope. Single-
+ * threaded (the event loop owns all messages).
  */
 #ifndef GW_MSG_H
 #define GW_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,13 +24,18 @@
 
 typedef struct gw_msg {
     uint32_t refcnt;
-    uint32_t len;           /* bytes of text in data[] before the seq digits */
-    uint32_t chan_len;      /* conflation key length; 0 for control frames (never conflated) */
-    uint32_t chan_hash;     /* FNV-1a of the channel, to compare keys cheaply */
-    uint64_t rx_us;         /* monotonic time it arrived from Redis, 0 for control frames */
-    const void *acl_key[2]; /* the last ACLs this channel was checked against, and */
-    uint8_t acl_ok[2];      /* the verdicts: one check per (message, ACL), not per client */
-    const char *chan;       /* the raw channel name, stored after the text */
+    uint32_t len;              /* bytes of text in data[] before the seq digits */
+    uint32_t chan_len;         /* conflation key length; 0 for control frames (never conflated) */
+    uint32_t chan_hash;        /* FNV-1a of the channel, to compare keys cheaply */
+    uint64_t rx_us;            /* monotonic time it arrived from Redis, 0 for control frames */
+    uint64_t rx_unix_us;       /* wall-clock time it arrived: the legacy envelope's timestamp */
+    struct gw_msg *legacy;     /* the legacy envelope, once built; owned (one reference) */
+    uint32_t pat_off, pat_len; /* the pattern's JSON text in data[]; pat_len 0: none */
+    uint32_t data_off;         /* where the "data" value starts in data[] */
+    bool data_is_string;       /* the payload was not JSON and is embedded as a string */
+    const void *acl_key[2];    /* the last ACLs this channel was checked against, and */
+    uint8_t acl_ok[2];         /* the verdicts: one check per (message, ACL), not per client */
+    const char *chan;          /* the raw channel name, stored after the text */
     char data[];
 } gw_msg_t;
 
@@ -32,9 +43,17 @@ typedef struct gw_msg {
 #define GW_SEQ_MAX    20 /* digits of a uint64 */
 
 /* Builds the envelope of a Redis message. `pattern` is NULL for exact subscriptions.
- * `data` is embedded verbatim when it is valid JSON, as a JSON string otherwise. */
+ * `data` is embedded verbatim when it is valid JSON, as a JSON string otherwise.
+ * rx_us: monotonic receive time (delivery lag); rx_unix_us: the same instant on the
+ * wall clock (the legacy timestamp). */
 gw_msg_t *gw_msg_new_message(const char *chan, size_t chlen, const char *pattern, size_t plen,
-                             const char *data, size_t dlen, uint64_t rx_us);
+                             const char *data, size_t dlen, uint64_t rx_us, uint64_t rx_unix_us);
+
+/* The legacy envelope of a Redis message m (built on the first call, then cached in m):
+ * {"type":"data","channel":..,"pattern":..|null,"data":..,"timestamp":"..","seq":
+ * where a payload that is not JSON becomes {"raw":"<text>"}. The result is owned by m:
+ * take a reference to keep it. */
+gw_msg_t *gw_msg_legacy(gw_msg_t *m);
 
 /* Takes a control frame's text (ending in `"seq":`) from b; b is left empty. */
 gw_msg_t *gw_msg_new_control(gw_buf_t *b);

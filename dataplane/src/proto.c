@@ -1,11 +1,14 @@
 #include "proto.h"
 
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "glob.h"
 #include "json.h"
+#include "legacy.h"
 
 static const char *const errcode_names[GW_E__COUNT] = {
     [GW_E_BAD_REQUEST] = "bad_request",         [GW_E_UNKNOWN_TYPE] = "unknown_type",
@@ -65,44 +68,54 @@ bool gw_channel_valid(const char *s, size_t len, const char **why)
     return true;
 }
 
-static void set_err(gw_perr_t *err, gw_errcode_t code, const char *msg)
+void gw_perr_set(gw_perr_t *err, gw_errcode_t code, const char *fmt, ...)
 {
+    va_list ap;
     err->code = code;
-    snprintf(err->message, sizeof err->message, "%s", msg);
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
 }
 
 /* The id is echoed back verbatim, so it must be small and of a simple type. */
-static int take_id(json_t *root, gw_perr_t *err, char **out)
+const char *gw_req_take_id(json_t *root, const char *key, bool any_scalar, char **out)
 {
-    json_t *id = json_object_get(root, "id");
+    json_t *id = json_object_get(root, key);
     *out = NULL;
-    if (!id || json_is_null(id)) return 0;
-    if (!json_is_string(id) && !json_is_integer(id)) {
-        set_err(err, GW_E_BAD_REQUEST, "\"id\" must be a string or an integer");
-        return -1;
-    }
+    if (!id || json_is_null(id)) return NULL;
+    bool ok = json_is_string(id) || json_is_integer(id) ||
+              (any_scalar && (json_is_real(id) || json_is_boolean(id)));
+    if (!ok)
+        return any_scalar ? "must be a string, a number or a boolean"
+                          : "must be a string or an integer";
     char *text = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
     if (!text || strlen(text) > GW_ID_MAX) {
         free(text);
-        set_err(err, GW_E_BAD_REQUEST, "\"id\" is longer than 128 bytes");
-        return -1;
+        return "is longer than 128 bytes";
     }
     *out = text;
-    return 0;
+    return NULL;
+}
+
+void gw_req_add_channel(gw_req_t *req, const char *s, size_t len)
+{
+    for (size_t j = 0; j < req->nchannels; j++)
+        if (req->lens[j] == len && memcmp(req->channels[j], s, len) == 0) return;
+    req->channels[req->nchannels] = gw_xstrndup(s, len);
+    req->lens[req->nchannels++] = len;
 }
 
 static int take_channels(json_t *root, size_t max, gw_req_t *req, gw_perr_t *err)
 {
     json_t *arr = json_object_get(root, "channels");
     if (!json_is_array(arr) || json_array_size(arr) == 0) {
-        set_err(err, GW_E_BAD_REQUEST, "\"channels\" must be a non-empty array of strings");
+        gw_perr_set(err, GW_E_BAD_REQUEST, "\"channels\" must be a non-empty array of strings");
         return -1;
     }
     size_t n = json_array_size(arr);
     if (n > max) {
-        snprintf(err->message, sizeof err->message,
-                 "too many channels in one request (%zu, at most %zu)", n, max);
-        err->code = GW_E_BAD_REQUEST;
+        gw_perr_set(err, GW_E_BAD_REQUEST, "too many channels in one request (%zu, at most %zu)", n,
+                    max);
         return -1;
     }
     req->channels = gw_xcalloc(n, sizeof *req->channels);
@@ -110,24 +123,19 @@ static int take_channels(json_t *root, size_t max, gw_req_t *req, gw_perr_t *err
     for (size_t i = 0; i < n; i++) {
         json_t *c = json_array_get(arr, i);
         if (!json_is_string(c)) {
-            set_err(err, GW_E_BAD_REQUEST, "\"channels\" must contain only strings");
+            gw_perr_set(err, GW_E_BAD_REQUEST, "\"channels\" must contain only strings");
             return -1;
         }
         const char *s = json_string_value(c);
         size_t len = json_string_length(c);
         const char *why;
         if (!gw_channel_valid(s, len, &why)) {
-            set_err(err, GW_E_INVALID_CHANNEL, why);
+            gw_perr_set(err, GW_E_INVALID_CHANNEL, "%s", why);
             /* Echo at most the limit so an attacker cannot make us echo megabytes. */
             err->channel = gw_xstrndup(s, len > GW_CHANNEL_MAX ? GW_CHANNEL_MAX : len);
             return -1;
         }
-        bool dup = false;
-        for (size_t j = 0; j < req->nchannels && !dup; j++)
-            dup = req->lens[j] == len && memcmp(req->channels[j], s, len) == 0;
-        if (dup) continue;
-        req->channels[req->nchannels] = gw_xstrndup(s, len);
-        req->lens[req->nchannels++] = len;
+        gw_req_add_channel(req, s, len);
     }
     return 0;
 }
@@ -138,12 +146,12 @@ static int take_credential(json_t *root, gw_req_t *req, gw_perr_t *err)
     json_t *tok = json_object_get(root, "token"), *key = json_object_get(root, "api_key");
     json_t *v = tok ? tok : key;
     if (!v || (tok && key)) {
-        set_err(err, GW_E_BAD_REQUEST, "auth needs exactly one of \"token\" or \"api_key\"");
+        gw_perr_set(err, GW_E_BAD_REQUEST, "auth needs exactly one of \"token\" or \"api_key\"");
         return -1;
     }
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 8192 ||
         strlen(json_string_value(v)) != json_string_length(v)) {
-        set_err(err, GW_E_BAD_REQUEST, "the credential must be a string of 1 to 8192 bytes");
+        gw_perr_set(err, GW_E_BAD_REQUEST, "the credential must be a string of 1 to 8192 bytes");
         return -1;
     }
     char *copy = gw_xstrdup(json_string_value(v));
@@ -154,30 +162,17 @@ static int take_credential(json_t *root, gw_req_t *req, gw_perr_t *err)
     return 0;
 }
 
-int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request, gw_req_t *req,
-                 gw_perr_t *err)
+static int parse_v1(json_t *root, size_t max_channels, gw_req_t *req, gw_perr_t *err)
 {
-    json_error_t jerr;
-    memset(req, 0, sizeof *req);
-    memset(err, 0, sizeof *err);
-
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(err->message, sizeof err->message, "invalid JSON at position %d: %s",
-                 jerr.position, jerr.text);
-        err->code = GW_E_BAD_REQUEST;
+    const char *why = gw_req_take_id(root, "id", false, &req->id);
+    if (why) {
+        gw_perr_set(err, GW_E_BAD_REQUEST, "\"id\" %s", why);
         return -1;
     }
-    int rc = -1;
-    if (!json_is_object(root)) {
-        set_err(err, GW_E_BAD_REQUEST, "a frame must be a JSON object");
-        goto Exit;
-    }
-    if (take_id(root, err, &req->id) < 0) goto Exit;
     json_t *type = json_object_get(root, "type");
     if (!json_is_string(type)) {
-        set_err(err, GW_E_BAD_REQUEST, "\"type\" must be a string");
-        goto Exit;
+        gw_perr_set(err, GW_E_BAD_REQUEST, "\"type\" must be a string");
+        return -1;
     }
     const char *t = json_string_value(type);
     if (!strcmp(t, "subscribe"))
@@ -189,16 +184,46 @@ int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request, g
     else if (!strcmp(t, "auth"))
         req->type = GW_REQ_AUTH;
     else {
-        set_err(err, GW_E_UNKNOWN_TYPE,
-                "unknown \"type\"; expected subscribe, unsubscribe, ping or auth");
-        goto Exit;
+        gw_perr_set(err, GW_E_UNKNOWN_TYPE,
+                    "unknown \"type\"; expected subscribe, unsubscribe, ping or auth");
+        return -1;
     }
-    if (req->type == GW_REQ_AUTH && take_credential(root, req, err) < 0) goto Exit;
-    if ((req->type == GW_REQ_SUBSCRIBE || req->type == GW_REQ_UNSUBSCRIBE) &&
-        take_channels(root, max_channels_per_request, req, err) < 0)
-        goto Exit;
-    rc = 0;
-Exit:
+    if (req->type == GW_REQ_AUTH) return take_credential(root, req, err);
+    if (req->type == GW_REQ_SUBSCRIBE || req->type == GW_REQ_UNSUBSCRIBE)
+        return take_channels(root, max_channels, req, err);
+    return 0;
+}
+
+/* The frame's own dialect: "action" without "type" is the legacy gateway's. */
+static gw_dialect_t frame_dialect(json_t *root)
+{
+    if (json_object_get(root, "type")) return GW_DIALECT_V1;
+    return json_object_get(root, "action") ? GW_DIALECT_LEGACY : GW_DIALECT_UNKNOWN;
+}
+
+int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request,
+                 gw_dialect_t *dialect, gw_req_t *req, gw_perr_t *err)
+{
+    json_error_t jerr;
+    memset(req, 0, sizeof *req);
+    memset(err, 0, sizeof *err);
+
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        if (*dialect == GW_DIALECT_LEGACY)
+            gw_perr_set(err, GW_E_BAD_REQUEST, "Invalid JSON");
+        else if (!root)
+            gw_perr_set(err, GW_E_BAD_REQUEST, "invalid JSON at position %d: %s", jerr.position,
+                        jerr.text);
+        else
+            gw_perr_set(err, GW_E_BAD_REQUEST, "a frame must be a JSON object");
+        json_decref(root);
+        return -1;
+    }
+    if (*dialect == GW_DIALECT_UNKNOWN) *dialect = frame_dialect(root);
+    int rc = *dialect == GW_DIALECT_LEGACY
+                 ? gw_legacy_parse(root, max_channels_per_request, req, err)
+                 : parse_v1(root, max_channels_per_request, req, err);
     json_decref(root);
     if (rc < 0) {
         err->id = req->id; /* hand the id over so the error can echo it */
@@ -244,7 +269,8 @@ static gw_msg_t *finish(gw_buf_t *b)
     return gw_msg_new_control(b);
 }
 
-gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *role)
+gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *role,
+                           const char *auth_error)
 {
     gw_buf_t b = GW_BUF_INIT;
     gw_buf_puts(&b, "{\"type\":\"welcome\",\"node\":");
@@ -253,6 +279,10 @@ gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *ro
     gw_json_put_string(&b, session, strlen(session));
     gw_buf_puts(&b, ",\"role\":");
     gw_json_put_string(&b, role, strlen(role));
+    if (auth_error) {
+        gw_buf_puts(&b, ",\"auth_error\":");
+        gw_json_put_string(&b, auth_error, strlen(auth_error));
+    }
     return finish(&b);
 }
 

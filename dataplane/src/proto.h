@@ -1,7 +1,11 @@
-/* proto.h - the client protocol: parsing client frames and encoding control frames.
+/* proto.h - the client protocol: parsing client frames and encoding v1 control frames.
  *
- * The contract is docs/PROTOCOL.md. Client frames are JSON objects with a "type";
- * server frames all end with the connection's "seq", appended by the writer (msg.h).
+ * The contract is docs/PROTOCOL.md. A connection speaks one of two dialects: v1, whose
+ * client frames are JSON objects with a "type", or the legacy dialect of the Python
+ * gateway this project replaces, whose frames carry an "action" (legacy.h encodes its
+ * replies). Both parse into the same gw_req_t, so everything after parsing is one
+ * implementation. Server frames all end with the connection's "seq", appended by the
+ * writer (msg.h).
  * Parsing never trusts its input: every failure yields an error code and a message
  * fit to send back, and the parser's allocations are bounded by the frame size.
  */
@@ -13,6 +17,8 @@
 #include <stdint.h>
 
 #include "msg.h"
+
+struct json_t;
 
 #define GW_CHANNEL_MAX           256 /* bytes */
 #define GW_ID_MAX                128 /* bytes of the JSON text of "id" */
@@ -35,6 +41,12 @@ typedef enum {
 const char *gw_errcode_name(gw_errcode_t code);
 
 typedef enum {
+    GW_DIALECT_UNKNOWN = 0, /* CLIENT_PROTOCOL=auto before the first frame that tells */
+    GW_DIALECT_V1,
+    GW_DIALECT_LEGACY,
+} gw_dialect_t;
+
+typedef enum {
     GW_REQ_SUBSCRIBE,
     GW_REQ_UNSUBSCRIBE,
     GW_REQ_PING,
@@ -43,8 +55,8 @@ typedef enum {
 
 typedef struct {
     gw_req_type_t type;
-    char *id;         /* JSON text of "id" (a string or a number), NULL when absent */
-    size_t nchannels; /* deduplicated, in request order */
+    char *id;         /* JSON text of "id" (legacy: "requestId"), NULL when absent */
+    size_t nchannels; /* deduplicated, in request order; legacy: not yet validated */
     char **channels;  /* each NUL-terminated; lens[] gives the byte length */
     size_t *lens;
     char *token;   /* auth: a JWT, or NULL */
@@ -58,12 +70,27 @@ typedef struct {
     char *channel; /* the offending channel, else NULL */
 } gw_perr_t;
 
-/* Parses one client text frame. On success fills req (free with gw_req_free) and returns 0.
- * On failure fills err (free with gw_perr_free) and returns -1. */
-int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request, gw_req_t *req,
-                 gw_perr_t *err);
+/* Parses one client text frame in the connection's dialect. With *dialect
+ * GW_DIALECT_UNKNOWN the frame decides: an "action" member without a "type" makes it
+ * LEGACY, a "type" member V1 (stored in *dialect even when the frame is then refused;
+ * a frame that tells neither leaves it UNKNOWN and is refused in v1 terms).
+ * V1 channels are validated here (a request is atomic); legacy channels are only
+ * type-checked, since each is accepted or refused on its own.
+ * On success fills req (free with gw_req_free) and returns 0. On failure fills err (free
+ * with gw_perr_free; its message is worded for the dialect) and returns -1. */
+int gw_req_parse(const char *buf, size_t len, size_t max_channels_per_request,
+                 gw_dialect_t *dialect, gw_req_t *req, gw_perr_t *err);
 void gw_req_free(gw_req_t *req);
 void gw_perr_free(gw_perr_t *err);
+
+/* Helpers the dialects share. gw_req_take_id: root[key] as JSON text of at most GW_ID_MAX
+ * bytes in *out (NULL when absent or null); strings and integers, or with any_scalar
+ * also reals and booleans. Returns NULL, or why the value was refused. */
+void gw_perr_set(gw_perr_t *err, gw_errcode_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *gw_req_take_id(struct json_t *root, const char *key, bool any_scalar, char **out);
+/* Appends a name to the request unless already there. */
+void gw_req_add_channel(gw_req_t *req, const char *s, size_t len);
 
 /* Checks one channel name (exact or pattern): 1..GW_CHANNEL_MAX bytes, valid UTF-8, no
  * control characters, and a well-formed glob when it is a pattern. On failure writes
@@ -72,7 +99,10 @@ bool gw_channel_valid(const char *s, size_t len, const char **why);
 
 /* Control frame encoders. Each returns a new message with one reference (msg.h).
  * `id` is the JSON text to echo, or NULL. */
-gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *role);
+/* auth_error: why a credential presented under REQUIRE_AUTH=false was refused (the
+ * connection then has DEFAULT_ROLE), or NULL. */
+gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *role,
+                           const char *auth_error);
 gw_msg_t *gw_frame_ack(const char *type, const char *id, char *const *channels, const size_t *lens,
                        size_t n, const char *reason);
 gw_msg_t *gw_frame_pong(const char *id);

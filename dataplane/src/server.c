@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "proto.h"
 #include "stats.h"
@@ -38,7 +39,8 @@ static void hub_resync(void *ud)
     gw_msg_t *m = gw_frame_resync("redis_reconnected");
     size_t n = 0;
     for (gw_session_t *s = srv->sessions; s; s = s->next) {
-        if (!s->nsubs) continue;
+        /* The legacy dialect has no such frame; its clients cannot be told. */
+        if (!s->nsubs || s->dialect == GW_DIALECT_LEGACY) continue;
         gw_session_send(s, m);
         n++;
     }
@@ -47,16 +49,11 @@ static void hub_resync(void *ud)
     GW_LOG(GW_LOG_NOTICE, SUBSYS, "resync_sent", "sessions=%zu", n);
 }
 
-static uint64_t now_us(void)
-{
-    return uv_hrtime() / 1000;
-}
-
 static void redis_message(void *ud, const char *chan, size_t chlen, const char *pattern,
                           size_t plen, const char *data, size_t dlen)
 {
     gw_server_t *srv = ud;
-    gw_hub_on_message(srv->hub, chan, chlen, pattern, plen, data, dlen, now_us());
+    gw_hub_on_message(srv->hub, chan, chlen, pattern, plen, data, dlen, gw_mono_us(), gw_unix_us());
 }
 
 static void redis_confirm(void *ud, bool subscribe, bool pattern, const char *name, size_t len)
@@ -177,6 +174,66 @@ static void client_ip(gw_server_t *srv, struct lws *wsi, char *ip, size_t len)
         memcpy(ip, last, alen + 1);
 }
 
+/* Whether Sec-WebSocket-Protocol, when sent, offers the one protocol lws knows here. */
+static bool subprotocol_ok(struct lws *wsi)
+{
+    char buf[256];
+    int n = lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_PROTOCOL);
+    if (n == 0) return true;
+    if (n < 0) return false;
+    for (char *save = NULL, *t = strtok_r(buf, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
+        if (!strcmp(t, "wsgw")) return true;
+    return false;
+}
+
+/* A browser's Origin must be in ALLOWED_ORIGINS (when set); a request without one is
+ * not a browser's (browsers always send it on a WebSocket upgrade). */
+static bool origin_ok(gw_server_t *srv, struct lws *wsi)
+{
+    char buf[GW_ORIGIN_MAX + 1];
+    if (!srv->ws_origins.n && !srv->ws_origins.any) return true;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0) return true;
+    int n = lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_ORIGIN);
+    return n > 0 && gw_origins_match(&srv->ws_origins, buf, (size_t)n);
+}
+
+/* Answers an upgrade request with a complete HTTP/1.1 response and a JSON reason.
+ * (lws_return_http_status() writes an HTTP/1.0 status line for upgrade requests, which
+ * browsers' WebSocket clients reject as an invalid response instead of reporting it.) */
+static void refuse_upgrade(struct lws *wsi, unsigned status, const char *title, const char *code,
+                           const char *message)
+{
+    unsigned char buf[LWS_PRE + 512];
+    char body[256];
+    int blen = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code,
+                        message);
+    int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\n"
+                     "content-length: %d\r\ncache-control: no-store\r\n\r\n%s",
+                     status, title, blen, body);
+    lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+}
+
+/* Refusals lws would otherwise turn into a dropped connection (an unknown subprotocol),
+ * made before it does, with a status a client can read. Returns 1 when refused. */
+static int ws_confirm_upgrade(gw_server_t *srv, struct lws *wsi)
+{
+    if (!subprotocol_ok(wsi)) {
+        gw_stats.refused_subprotocol++;
+        refuse_upgrade(wsi, 400, "Bad Request", "unsupported_subprotocol",
+                       "this gateway speaks no WebSocket subprotocol: connect without "
+                       "Sec-WebSocket-Protocol");
+        return 1;
+    }
+    if (!origin_ok(srv, wsi)) {
+        gw_stats.refused_origin++;
+        refuse_upgrade(wsi, 403, "Forbidden", "origin_not_allowed",
+                       "this page's origin is not in ALLOWED_ORIGINS");
+        return 1;
+    }
+    return 0;
+}
+
 static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
 {
     char uri[64], ip[48];
@@ -274,6 +331,7 @@ static size_t put_close_frame(unsigned char *out, uint16_t code)
 {
     const char *reason = code == 1013   ? "slow consumer"
                          : code == 1009 ? "message too big"
+                         : code == 1008 ? "Authentication failed"
                          : code == 4401 ? "unauthenticated"
                          : code == 4403 ? "forbidden"
                          : code == 4429 ? "rate limited"
@@ -396,6 +454,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             pss->ip = NULL;
         }
         return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: return ws_confirm_upgrade(srv, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return ws_filter(srv, wsi, pss);
     case LWS_CALLBACK_ESTABLISHED: ws_established(srv, wsi, pss); return 0;
     case LWS_CALLBACK_RECEIVE: return ws_receive(wsi, pss, (const char *)in, len);
@@ -425,16 +484,6 @@ static int fd_limit(void)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     return rl.rlim_cur > 200000 ? 200000 : (int)rl.rlim_cur;
-}
-
-static uint64_t env_now_us(void)
-{
-    return uv_hrtime() / 1000;
-}
-
-static int64_t env_now_unix(void)
-{
-    return (int64_t)time(NULL);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -468,8 +517,8 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
                                   .roles = gw_roles_ref(roles), /* the server's own reference */
                                   .want_write = session_want_write,
                                   .close = session_close,
-                                  .now_us = env_now_us,
-                                  .now_unix = env_now_unix};
+                                  .now_us = gw_mono_us,
+                                  .now_unix = gw_unix_s};
     char bad[128];
     srv->nproxies = gw_cidr_parse_list(cfg->trusted_proxies, &srv->proxies, bad, sizeof bad);
     if (srv->nproxies < 0) srv->nproxies = 0; /* validated with the config already */
@@ -477,6 +526,9 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     srv->ips = gw_xcalloc(srv->nips_buckets, sizeof *srv->ips);
     if (cfg->stats_token[0])
         gw_sha256(cfg->stats_token, strlen(cfg->stats_token), srv->stats_token_hash);
+    /* Validated with the config already. */
+    gw_origins_parse(cfg->allowed_origins, true, &srv->ws_origins, bad, sizeof bad);
+    gw_origins_parse(cfg->cors_allow_origins, true, &srv->cors_origins, bad, sizeof bad);
 
     /* rx_buffer_size is allocated per connection: client frames are small, and larger
      * ones arrive in pieces that the session reassembles up to MAX_FRAME_BYTES. */
@@ -607,6 +659,8 @@ void gw_server_free(gw_server_t *srv)
         }
     free(srv->ips);
     free(srv->proxies);
+    gw_origins_free(&srv->ws_origins);
+    gw_origins_free(&srv->cors_origins);
     free(srv->wbuf);
     free(srv);
 }

@@ -14,6 +14,7 @@
 #include "cidr.h"
 #include "cplink.h"
 #include "hub.h"
+#include "origin.h"
 #include "redis.h"
 #include "server.h"
 #include "session.h"
@@ -47,8 +48,10 @@ struct gw_server {
     int nproxies;
     size_t nips_buckets;
     unsigned char stats_token_hash[32];
-    gw_session_t *flush; /* sessions with frames queued since the last turn */
-    unsigned char *wbuf; /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
+    gw_origins_t ws_origins;   /* ALLOWED_ORIGINS */
+    gw_origins_t cors_origins; /* CORS_ALLOW_ORIGINS */
+    gw_session_t *flush;       /* sessions with frames queued since the last turn */
+    unsigned char *wbuf;       /* LWS_PRE + WBUF_SIZE, shared by all writes on this thread */
     lws_retry_bo_t retry;
 };
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "glob.h"
+#include "legacy.h"
 #include "log.h"
 #include "proto.h"
 #include "stats.h"
@@ -209,13 +210,27 @@ size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *
 /*------------------------------------------------------------------------------
  * Requests */
 
+static bool is_legacy(const gw_session_t *s)
+{
+    return s->dialect == GW_DIALECT_LEGACY;
+}
+
+static void send_frame(gw_session_t *s, gw_msg_t *m)
+{
+    gw_session_send(s, m);
+    gw_msg_unref(m);
+}
+
 static void send_error(gw_session_t *s, gw_errcode_t code, const char *msg, const char *id,
                        const char *channel)
 {
     gw_stats.errors[code]++;
-    gw_msg_t *m = gw_frame_error(code, msg, id, channel);
-    gw_session_send(s, m);
-    gw_msg_unref(m);
+    if (is_legacy(s)) {
+        const char *text = gw_legacy_error_text(code);
+        send_frame(s, gw_legacy_error(code, text ? text : msg, id));
+    } else {
+        send_frame(s, gw_frame_error(code, msg, id, channel));
+    }
 }
 
 void gw_session_reject_too_large(gw_session_t *s)
@@ -285,7 +300,7 @@ void gw_session_deliver(void *ud, gw_sub_t *sub, gw_msg_t *m)
         gw_stats.acl_blocked_deliveries++;
         return;
     }
-    gw_session_send(s, m);
+    gw_session_send(s, is_legacy(s) ? gw_msg_legacy(m) : m);
 }
 
 static long role_limit(long role_value, long node_value)
@@ -293,6 +308,35 @@ static long role_limit(long role_value, long node_value)
     return role_value != GW_LIMIT_UNSET ? role_value : node_value;
 }
 
+/* Links s to every name it does not hold yet (all checked by the caller) and queues
+ * frame, the reply, once Redis has confirmed each of them. Takes frame's reference. */
+static void subscribe_and_ack(gw_session_t *s, char *const *names, const size_t *lens, size_t n,
+                              gw_msg_t *frame)
+{
+    struct gw_ack *a = gw_xcalloc(1, sizeof *a);
+    a->frame = frame;
+    a->remaining = 1; /* held by this function until every channel is linked */
+    a->next = s->acks;
+    s->acks = a;
+    for (size_t i = 0; i < n; i++) {
+        if (find_sub(s, names[i], lens[i], NULL)) continue;
+        bool active;
+        gw_sub_t *sub = gw_hub_subscribe(s->env->hub, s, names[i], lens[i], &active);
+        if (s->nsubs == s->subscap) {
+            s->subscap = s->subscap ? s->subscap * 2 : 4;
+            s->subs = gw_xrealloc(s->subs, s->subscap * sizeof *s->subs);
+        }
+        s->subs[s->nsubs++] = sub;
+        if (gw_sub_is_pattern(sub)) s->nwild++;
+        if (!active) {
+            sub->pending = a;
+            a->remaining++;
+        }
+    }
+    ack_dec(s, a);
+}
+
+/* v1: a request is atomic; any refusal refuses all of it. */
 static void do_subscribe(gw_session_t *s, gw_req_t *r)
 {
     const gw_config_t *cfg = s->env->cfg;
@@ -327,28 +371,76 @@ static void do_subscribe(gw_session_t *s, gw_req_t *r)
             return;
         }
     }
+    gw_msg_t *frame = gw_frame_ack("subscribed", r->id, r->channels, r->lens, r->nchannels, NULL);
+    subscribe_and_ack(s, r->channels, r->lens, r->nchannels, frame);
+}
 
-    struct gw_ack *a = gw_xcalloc(1, sizeof *a);
-    a->frame = gw_frame_ack("subscribed", r->id, r->channels, r->lens, r->nchannels, NULL);
-    a->remaining = 1; /* held by this function until every channel is linked */
-    a->next = s->acks;
-    s->acks = a;
-    for (size_t i = 0; i < r->nchannels; i++) {
-        if (find_sub(s, r->channels[i], r->lens[i], NULL)) continue;
-        bool active;
-        gw_sub_t *sub = gw_hub_subscribe(s->env->hub, s, r->channels[i], r->lens[i], &active);
-        if (s->nsubs == s->subscap) {
-            s->subscap = s->subscap ? s->subscap * 2 : 4;
-            s->subs = gw_xrealloc(s->subs, s->subscap * sizeof *s->subs);
+/* One line of a legacy reply's "errors", naming at most GW_CHANNEL_MAX bytes of the
+ * channel (the encoder escapes it); counted like the v1 error frame it replaces. */
+static char *refusal(gw_errcode_t code, const char *fmt, const char *name, size_t len)
+{
+    gw_buf_t b = GW_BUF_INIT;
+    gw_stats.errors[code]++;
+    gw_buf_printf(&b, fmt, (int)(len > GW_CHANNEL_MAX ? GW_CHANNEL_MAX : len), name);
+    gw_buf_putc(&b, '\0');
+    return b.data;
+}
+
+/* Legacy: each channel is accepted or refused on its own, in request order, with the
+ * same checks as v1 (validity, limits, ACL). The reply lists the accepted channels
+ * (held ones included) and one line per refused one. */
+static void do_subscribe_partial(gw_session_t *s, gw_req_t *r)
+{
+    const gw_config_t *cfg = s->env->cfg;
+    long max_channels = role_limit(s->role->max_channels, cfg->max_channels);
+    long max_wild = role_limit(s->role->max_wildcards, cfg->max_wildcards);
+    size_t n = r->nchannels, nok = 0, nadd = 0, nerr = 0;
+    char **ok = gw_xcalloc(n + 1, sizeof *ok), **add = gw_xcalloc(n + 1, sizeof *add);
+    char **errs = gw_xcalloc(n + 1, sizeof *errs);
+    size_t *oklens = gw_xcalloc(n + 1, sizeof *oklens),
+           *addlens = gw_xcalloc(n + 1, sizeof *addlens);
+    uint64_t held = s->nsubs, wild = s->nwild;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *name = r->channels[i], *why;
+        size_t len = r->lens[i];
+        bool pattern = gw_glob_is_pattern(name, len);
+        if (find_sub(s, name, len, NULL)) {
+            /* already held: accepted, nothing to add */
+        } else if (!gw_channel_valid(name, len, &why)) {
+            errs[nerr++] = refusal(GW_E_INVALID_CHANNEL, "Invalid channel: %.*s", name, len);
+            continue;
+        } else if (held + 1 > (uint64_t)max_channels) {
+            char fmt[64];
+            snprintf(fmt, sizeof fmt, "Max channels exceeded (%ld)%%.*s", max_channels);
+            errs[nerr++] = refusal(GW_E_LIMIT_CHANNELS, fmt, "", 0);
+            continue;
+        } else if (pattern && wild + 1 > (uint64_t)max_wild) {
+            char fmt[64];
+            snprintf(fmt, sizeof fmt, "Max wildcard subscriptions exceeded (%ld)%%.*s", max_wild);
+            errs[nerr++] = refusal(GW_E_LIMIT_WILDCARDS, fmt, "", 0);
+            continue;
+        } else if (!gw_acl_allows(s->acl, name, len)) {
+            gw_stats.acl_denied++;
+            errs[nerr++] = refusal(GW_E_ACL_DENIED, "Access denied to channel: %.*s", name, len);
+            continue;
+        } else {
+            held++;
+            wild += pattern;
+            add[nadd] = r->channels[i];
+            addlens[nadd++] = len;
         }
-        s->subs[s->nsubs++] = sub;
-        if (gw_sub_is_pattern(sub)) s->nwild++;
-        if (!active) {
-            sub->pending = a;
-            a->remaining++;
-        }
+        ok[nok] = r->channels[i];
+        oklens[nok++] = len;
     }
-    ack_dec(s, a);
+    gw_msg_t *frame = gw_legacy_subscribed(r->id, ok, oklens, nok, errs, nerr);
+    subscribe_and_ack(s, add, addlens, nadd, frame);
+    for (size_t i = 0; i < nerr; i++) free(errs[i]);
+    free(errs);
+    free(ok);
+    free(oklens);
+    free(add);
+    free(addlens);
 }
 
 static void drop_sub(gw_session_t *s, uint32_t pos)
@@ -361,15 +453,32 @@ static void drop_sub(gw_session_t *s, uint32_t pos)
     if (a) ack_dec(s, a);
 }
 
+/* reason: NULL for a client's request, or why the server removed them. */
+static gw_msg_t *unsubscribed_frame(gw_session_t *s, const char *id, char *const *names,
+                                    const size_t *lens, size_t n, const char *reason)
+{
+    return is_legacy(s) ? gw_legacy_unsubscribed(id, names, lens, n, reason)
+                        : gw_frame_ack("unsubscribed", id, names, lens, n, reason);
+}
+
 static void do_unsubscribe(gw_session_t *s, gw_req_t *r)
 {
+    /* v1 echoes the request; legacy names only what was held (its contract). */
+    char **gone = gw_xcalloc(r->nchannels + 1, sizeof *gone);
+    size_t *lens = gw_xcalloc(r->nchannels + 1, sizeof *lens), n = 0;
     for (size_t i = 0; i < r->nchannels; i++) {
         uint32_t pos;
-        if (find_sub(s, r->channels[i], r->lens[i], &pos)) drop_sub(s, pos);
+        if (!find_sub(s, r->channels[i], r->lens[i], &pos)) continue;
+        drop_sub(s, pos);
+        gone[n] = r->channels[i];
+        lens[n++] = r->lens[i];
     }
-    gw_msg_t *m = gw_frame_ack("unsubscribed", r->id, r->channels, r->lens, r->nchannels, NULL);
-    gw_session_send(s, m);
-    gw_msg_unref(m);
+    if (is_legacy(s))
+        send_frame(s, unsubscribed_frame(s, r->id, gone, lens, n, NULL));
+    else
+        send_frame(s, unsubscribed_frame(s, r->id, r->channels, r->lens, r->nchannels, NULL));
+    free(gone);
+    free(lens);
 }
 
 /*------------------------------------------------------------------------------
@@ -379,6 +488,7 @@ static const char *close_reason(int code)
 {
     switch (code) {
     case 4401: return "unauthenticated";
+    case 1008: return "Authentication failed";
     case 4403: return "forbidden";
     case 4429: return "rate limited";
     default: return "";
@@ -388,14 +498,10 @@ static const char *close_reason(int code)
 static void session_close(gw_session_t *s, int code)
 {
     if (s->closing) return;
+    /* The legacy gateway closed unauthenticated clients with 1008 (policy violation). */
+    if (code == 4401 && is_legacy(s)) code = 1008;
     s->closing = true;
     s->env->close(s, code, close_reason(code));
-}
-
-static void send_frame(gw_session_t *s, gw_msg_t *m)
-{
-    gw_session_send(s, m);
-    gw_msg_unref(m);
 }
 
 /* Unsubscribes what acl no longer allows, telling the client (reason acl_changed). */
@@ -411,7 +517,7 @@ static void enforce_acl(gw_session_t *s)
         lens[n++] = len;
         drop_sub(s, i);
     }
-    if (n) send_frame(s, gw_frame_ack("unsubscribed", NULL, names, lens, n, "acl_changed"));
+    if (n) send_frame(s, unsubscribed_frame(s, NULL, names, lens, n, "acl_changed"));
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     free(lens);
@@ -423,7 +529,7 @@ static gw_auth_result_t authenticate(gw_session_t *s, const char *token, const c
 {
     const gw_session_env_t *env = s->env;
     gw_auth_result_t r =
-        token ? gw_auth_jwt(env->auth, token, strlen(token), env->now_unix(), id)
+        token ? gw_auth_token(env->auth, token, strlen(token), env->now_unix(), id)
               : gw_auth_api_key(env->auth, api_key, strlen(api_key), env->now_unix(), id);
     if (r != GW_AUTH_OK) return r;
     *role = gw_roles_find(env->roles, id->role ? id->role : env->cfg->default_role);
@@ -436,8 +542,11 @@ static void auth_failed(gw_session_t *s, gw_auth_result_t r, const char *id)
     gw_stats.auth_failures[r]++;
     GW_LOG(GW_LOG_INFO, SUBSYS, "auth_failed", "session=%s reason=%s", s->id,
            gw_auth_result_name(r));
-    snprintf(msg, sizeof msg, "authentication failed: %s", gw_auth_result_name(r));
-    send_error(s, GW_E_AUTH_FAILED, msg, id, NULL);
+    /* The legacy gateway said nothing before its 1008 close, and its UI expects nothing. */
+    if (!is_legacy(s)) {
+        snprintf(msg, sizeof msg, "authentication failed: %s", gw_auth_result_name(r));
+        send_error(s, GW_E_AUTH_FAILED, msg, id, NULL);
+    }
     session_close(s, 4401);
 }
 
@@ -456,9 +565,19 @@ static void set_access(gw_session_t *s, const gw_role_t *role, gw_identity_t *id
     snprintf(s->key_id, sizeof s->key_id, "%s", id ? id->key_id : "");
 }
 
-static void send_welcome(gw_session_t *s)
+/* auth_error: see gw_frame_welcome (v1 only: the legacy greeting has no such field). */
+static void send_welcome(gw_session_t *s, const char *auth_error)
 {
-    send_frame(s, gw_frame_welcome(s->env->cfg->node_id, s->id, s->role->name));
+    if (is_legacy(s))
+        send_frame(s, gw_legacy_connected(s->role->name));
+    else
+        send_frame(s, gw_frame_welcome(s->env->cfg->node_id, s->id, s->role->name, auth_error));
+}
+
+static void set_dialect(gw_session_t *s, gw_dialect_t d)
+{
+    if (d == GW_DIALECT_LEGACY && s->dialect != GW_DIALECT_LEGACY) gw_stats.conn_legacy++;
+    s->dialect = (uint8_t)d;
 }
 
 static void do_auth(gw_session_t *s, const char *token, const char *api_key, const char *reqid)
@@ -485,24 +604,44 @@ static void do_auth(gw_session_t *s, const char *token, const char *api_key, con
     set_access(s, role, &id);
     gw_identity_free(&id);
     if (was_pending) {
-        send_welcome(s);
+        send_welcome(s, NULL);
         return;
     }
     enforce_acl(s); /* a refreshed token may narrow the channels */
     send_frame(s, gw_frame_authenticated(s->role->name, s->expires, reqid));
 }
 
+static void start_anonymous(gw_session_t *s, const char *auth_error)
+{
+    s->auth = GW_SESS_ANON;
+    set_access(s, s->role, NULL);
+    send_welcome(s, auth_error);
+}
+
 void gw_session_start(gw_session_t *s, const char *token, const char *api_key)
 {
     const gw_session_env_t *env = s->env;
+    int proto = env->cfg->client_protocol;
+    set_dialect(s, proto == GW_PROTO_LEGACY ? GW_DIALECT_LEGACY
+                   : proto == GW_PROTO_V1   ? GW_DIALECT_V1
+                                            : GW_DIALECT_UNKNOWN);
     s->roles = gw_roles_ref(env->roles);
+    s->role = gw_roles_find(s->roles, env->cfg->default_role);
     if (token || api_key) {
         gw_identity_t id;
         const gw_role_t *role = NULL;
         gw_auth_result_t r = authenticate(s, token, api_key, &id, &role);
         if (r != GW_AUTH_OK) {
             gw_identity_free(&id);
-            s->role = gw_roles_find(s->roles, env->cfg->default_role);
+            if (!env->cfg->require_auth) {
+                /* Credentials are optional here, and clients of the legacy gateway send
+                 * ?token= whether it is needed or not: serve them, and say why not as. */
+                gw_stats.auth_failures[r]++;
+                GW_LOG(GW_LOG_INFO, SUBSYS, "auth_failed", "session=%s reason=%s fallback=%s",
+                       s->id, gw_auth_result_name(r), s->role->name);
+                start_anonymous(s, gw_auth_result_name(r));
+                return;
+            }
             auth_failed(s, r, NULL);
             return;
         }
@@ -510,18 +649,20 @@ void gw_session_start(gw_session_t *s, const char *token, const char *api_key)
         s->auth = GW_SESS_AUTHED;
         set_access(s, role, &id);
         gw_identity_free(&id);
-        send_welcome(s);
+        send_welcome(s, NULL);
         return;
     }
-    s->role = gw_roles_find(s->roles, env->cfg->default_role);
     if (env->cfg->require_auth) {
         s->auth = GW_SESS_PENDING;
+        /* The legacy dialect has no auth frame: no credential now means none ever. */
+        if (is_legacy(s)) {
+            auth_failed(s, GW_AUTH_MISSING, NULL);
+            return;
+        }
         s->auth_deadline_us = env->now_us() + (uint64_t)env->cfg->auth_timeout_ms * 1000;
         return;
     }
-    s->auth = GW_SESS_ANON;
-    set_access(s, s->role, NULL);
-    send_welcome(s);
+    start_anonymous(s, NULL);
 }
 
 void gw_session_reauthorize(gw_session_t *s)
@@ -574,7 +715,8 @@ void gw_session_tick(gw_session_t *s)
         session_close(s, 4401);
     } else if (!s->expiring_sent && now >= end - env->cfg->auth_expiry_warning_s) {
         s->expiring_sent = true;
-        send_frame(s, gw_frame_auth_expiring(s->expires, end - now));
+        /* A legacy client cannot refresh in band: it is closed at expiry and reconnects. */
+        if (!is_legacy(s)) send_frame(s, gw_frame_auth_expiring(s->expires, end - now));
     }
 }
 
@@ -602,6 +744,22 @@ static bool rate_ok(gw_session_t *s)
     return false;
 }
 
+/* CLIENT_PROTOCOL=auto: the first frame that tells decides the dialect for good. A
+ * legacy client was greeted in v1 (the greeting goes out before it speaks), so it gets
+ * its own greeting now, before the reply to its frame. Returns false when the session
+ * is closed instead (a legacy client cannot authenticate in band). */
+static bool adopt_dialect(gw_session_t *s, gw_dialect_t d)
+{
+    set_dialect(s, d);
+    if (d != GW_DIALECT_LEGACY) return true;
+    if (s->auth == GW_SESS_PENDING) {
+        auth_failed(s, GW_AUTH_MISSING, NULL);
+        return false;
+    }
+    send_welcome(s, NULL);
+    return true;
+}
+
 void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool binary)
 {
     gw_req_t req;
@@ -614,7 +772,16 @@ void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool bi
                    NULL);
         return;
     }
-    if (gw_req_parse(buf, len, (size_t)s->env->cfg->max_channels_per_request, &req, &err) < 0) {
+    gw_dialect_t d = (gw_dialect_t)s->dialect;
+    int rc = gw_req_parse(buf, len, (size_t)s->env->cfg->max_channels_per_request, &d, &req, &err);
+    if (d != s->dialect && !adopt_dialect(s, d)) {
+        if (rc == 0)
+            gw_req_free(&req);
+        else
+            gw_perr_free(&err);
+        return;
+    }
+    if (rc < 0) {
         send_error(s, err.code, err.message, err.id, err.channel);
         gw_perr_free(&err);
         if (s->auth == GW_SESS_PENDING) session_close(s, 4401);
@@ -627,15 +794,17 @@ void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool bi
         return;
     }
     switch (req.type) {
-    case GW_REQ_SUBSCRIBE: do_subscribe(s, &req); break;
+    case GW_REQ_SUBSCRIBE:
+        if (is_legacy(s))
+            do_subscribe_partial(s, &req);
+        else
+            do_subscribe(s, &req);
+        break;
     case GW_REQ_UNSUBSCRIBE: do_unsubscribe(s, &req); break;
     case GW_REQ_AUTH: do_auth(s, req.token, req.api_key, req.id); break;
-    case GW_REQ_PING: {
-        gw_msg_t *m = gw_frame_pong(req.id);
-        gw_session_send(s, m);
-        gw_msg_unref(m);
+    case GW_REQ_PING:
+        send_frame(s, is_legacy(s) ? gw_legacy_pong(req.id) : gw_frame_pong(req.id));
         break;
-    }
     }
     gw_req_free(&req);
 }
@@ -677,6 +846,7 @@ void gw_session_free(gw_session_t *s)
         free(a);
     }
     qclear(s);
+    if (is_legacy(s)) gw_stats.conn_legacy--;
     free(s->subs);
     gw_buf_free(&s->rx);
     gw_acl_unref(s->acl);

@@ -58,7 +58,8 @@ struct gw_session {
     gw_session_t *flush_next;  /* the server's list of sessions to write this loop turn */
     bool in_flush;
     char id[24];
-    uint64_t seq; /* last seq assigned */
+    uint64_t seq;    /* last seq assigned */
+    uint8_t dialect; /* gw_dialect_t: fixed by CLIENT_PROTOCOL or by the first frame */
 
     gw_qent_t *q; /* ring buffer, allocated on first use */
     uint32_t qcap, qhead, qlen;
@@ -91,7 +92,9 @@ gw_session_t *gw_session_new(const gw_session_env_t *env, void *conn, uint64_t s
 
 /* Starts the session with the credentials of the upgrade request (either may be NULL):
  * authenticates, or waits for an auth frame (REQUIRE_AUTH), or takes DEFAULT_ROLE; then
- * sends the welcome. A bad credential gets auth_failed and close 4401. */
+ * greets the client (v1 "welcome", legacy "connected"). A refused credential gets
+ * auth_failed and close 4401 (legacy: close 1008) under REQUIRE_AUTH; without it the
+ * client was not obliged to present one, and is served with DEFAULT_ROLE. */
 void gw_session_start(gw_session_t *s, const char *token, const char *api_key);
 
 /* Periodic: enforces AUTH_TIMEOUT_MS and credential expiry (auth_expiring, then 4401). */

@@ -14,6 +14,7 @@ extern const uint64_t gw_lag_bounds_us[GW_LAG_BUCKETS];
 typedef struct {
     uint64_t conn_current;
     uint64_t conn_total;
+    uint64_t conn_legacy;       /* current connections speaking the legacy dialect */
     uint64_t client_subs_exact; /* current client-level subscriptions */
     uint64_t client_subs_pattern;
     uint64_t redis_subs_exact; /* current Redis-level subscriptions (confirmed) */
@@ -39,6 +40,8 @@ typedef struct {
     uint64_t rate_closes;                     /* connections closed with 4429 */
     uint64_t refused_max_conn;                /* upgrades refused: MAX_CONNECTIONS (503) */
     uint64_t refused_per_ip;                  /* upgrades refused: MAX_CONNECTIONS_PER_IP (429) */
+    uint64_t refused_origin;                  /* upgrades refused: ALLOWED_ORIGINS (403) */
+    uint64_t refused_subprotocol;             /* upgrades refused: unknown subprotocol (400) */
     uint64_t stats_unauthorized;              /* /health or /stats without STATS_TOKEN (401) */
     uint64_t revoked_closes;                  /* connections closed with 4403 */
     uint64_t config_applied;                  /* snapshots applied from the control plane */

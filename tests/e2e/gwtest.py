@@ -219,7 +219,8 @@ class Daemon:
 
 
 class Gateway(Daemon):
-    """A wsgw process. Extra settings are passed as environment variables."""
+    """A wsgw process. Extra settings are passed as environment variables; a None value
+    removes one (e.g. REDIS_URL, to configure Redis the legacy way)."""
 
     name = "wsgw"
     logname = "wsgw.log"
@@ -235,6 +236,8 @@ class Gateway(Daemon):
                          "DEFAULT_ROLE": "admin", "CLIENT_RATE_LIMIT": "100000",
                          "CLIENT_RATE_BURST": "100000"})
         self.env.update(env or {})
+        for k in [k for k, v in self.env.items() if v is None]:
+            del self.env[k]
         self.args = args or []
         self.proc = None
         self.start()

@@ -91,7 +91,7 @@ def test_upgrade_credentials(secure_gw, how):
     c = secure_gw.ws(**kw)
     w = first(c)
     assert w["type"] == "welcome" and w["seq"] == 1
-    assert w["role"] == ("admin" if "token" in how or how == "bearer" else "internal")
+    assert w["role"] == "admin"  # from the JWT's claim, or GATEWAY_API_KEY_ROLE's default
 
 
 @pytest.mark.parametrize("field", ["token", "api_key"])
@@ -100,8 +100,8 @@ def test_auth_frame(secure_gw, field):
     c.send({"type": "auth", field: token({"role": "admin"}) if field == "token" else API_KEY})
     w = first(c)
     assert w["type"] == "welcome" and w["seq"] == 1
-    assert w["role"] == ("admin" if field == "token" else "internal")
-    c.subscribe(["engine:decision:x"])  # admin and internal read everything
+    assert w["role"] == "admin"
+    c.subscribe(["engine:decision:x"])  # admin reads everything
 
 
 def test_auth_timeout_closes_4401(secure_gw):
@@ -207,9 +207,11 @@ def test_hostile_token_table(gateway_factory, keys):
 
 
 def test_issuer_and_audience_checked(gateway_factory):
-    g = gateway_factory(env=dict(USER_ENV, JWT_SECRET=SECRET, JWT_ISSUER="idp",
-                                 JWT_AUDIENCE="ui"))
+    env = dict(USER_ENV, JWT_SECRET=SECRET, JWT_ISSUER="idp", JWT_AUDIENCE="ui")
+    g = gateway_factory(env=dict(env, REQUIRE_AUTH="true"))
     g.wait_ready()
+    optional = gateway_factory(env=env)  # REQUIRE_AUTH=false: refused, not closed
+    optional.wait_ready()
     for claims, reason in [({"iss": "evil", "aud": "ui"}, "bad_issuer"),
                            ({"aud": "ui"}, "bad_issuer"),
                            ({"iss": "idp", "aud": "other"}, "bad_audience"),
@@ -217,8 +219,11 @@ def test_issuer_and_audience_checked(gateway_factory):
                            ({"iss": "idp"}, "bad_audience")]:
         c = g.ws(headers={"Authorization": "Bearer " + token(claims)})
         assert reason in expect_auth_failed(c)["message"], claims
+        w = first(optional.ws(headers={"Authorization": "Bearer " + token(claims)}))
+        assert w["type"] == "welcome" and w["auth_error"] == reason and w["role"] == "user"
     ok = g.ws(headers={"Authorization": "Bearer " + token({"iss": "idp", "aud": ["x", "ui"]})})
-    assert first(ok)["type"] == "welcome"
+    w = first(ok)
+    assert w["type"] == "welcome" and "auth_error" not in w
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])

@@ -1,5 +1,6 @@
-/* Fuzz target: a client's frames, through reassembly, parsing, authentication (auth
- * frames with tokens and keys: the JWT and API key paths) and request handling.
+/* Fuzz target: a client's frames, through reassembly, parsing in either dialect (v1 and
+ * legacy, chosen by the frames or fixed), authentication (auth frames with tokens and
+ * keys: the JWT and API key paths) and request handling.
  * Property: whatever arrives, every frame the session queues is one valid JSON object,
  * and nothing is subscribed before authentication. */
 #include <stdint.h>
@@ -72,11 +73,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gw_hub_t *hub = gw_hub_new(&ops, NULL);
     gw_hub_on_link_up(hub);
     gw_session_env_t env = {hub, &cfg, auth, roles, want_write, do_close, fake_us, fake_unix};
+    /* First byte: fragment size (low 6 bits), REQUIRE_AUTH off (bit 6), CLIENT_PROTOCOL
+     * legacy instead of auto (bit 7). NUL bytes split the rest into messages. */
+    unsigned char b0 = size ? data[0] : 0;
+    size_t frag = (size_t)(b0 & 63) + 1;
+    cfg.require_auth = !(b0 & 64);
+    cfg.client_protocol = (b0 & 128) ? GW_PROTO_LEGACY : GW_PROTO_AUTO;
     gw_session_t *s = gw_session_new(&env, NULL, 1);
     gw_session_start(s, NULL, NULL);
 
-    /* First byte picks fragment sizes; NUL bytes split the input into messages. */
-    size_t frag = size ? (size_t)(data[0] % 64) + 1 : 1;
     const char *p = (const char *)data + (size ? 1 : 0);
     const char *end = (const char *)data + size;
     while (p < end) {
@@ -91,6 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         gw_hub_on_confirm(hub, true, false, "a", 1); /* confirm a likely topic */
         p += len + 1;
     }
+    /* A message on that topic reaches subscribers in their dialect's envelope. */
+    gw_hub_on_message(hub, "a", 1, NULL, 0, "x", 1, 1, 1764557735000000u);
 
     if (s->auth == GW_SESS_PENDING && s->nsubs) abort(); /* subscribed without auth */
     for (uint32_t i = 0; i < s->qlen; i++) {

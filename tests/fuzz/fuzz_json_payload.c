@@ -1,5 +1,6 @@
 /* Fuzz target: Redis payloads and channel names into envelopes, and the glob algebra.
- * Properties: an envelope is always valid JSON (whatever the payload bytes), the validator
+ * Properties: an envelope is always valid JSON (whatever the payload bytes), its legacy
+ * twin carries the same channel, pattern and data, the validator
  * never accepts what jansson rejects, and glob matching terminates on any input. */
 #include <jansson.h>
 #include <stdint.h>
@@ -17,6 +18,18 @@ static int number_limit(const json_error_t *err)
     return strstr(err->text, "too big") || strstr(err->text, "overflow");
 }
 
+/* The frame m makes with seq 42, parsed. */
+static json_t *frame_json(gw_msg_t *m, json_error_t *err)
+{
+    size_t wire = gw_msg_wire_len(m, 42);
+    unsigned char *out = malloc(wire);
+    if (gw_msg_write_frame(m, 42, out) != wire) abort();
+    size_t h = out[1] == 126 ? 4 : out[1] == 127 ? 10 : 2;
+    json_t *v = json_loadb((char *)out + h, wire - h, JSON_ALLOW_NUL, err);
+    free(out);
+    return v;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *d = (const char *)data;
@@ -24,16 +37,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (split > size) split = size;
 
     gw_msg_t *m = gw_msg_new_message(d, split, size % 2 ? d : NULL, size % 2 ? split : 0, d + split,
-                                     size - split, 0);
-    size_t wire = gw_msg_wire_len(m, 42);
-    unsigned char *out = malloc(wire);
-    if (gw_msg_write_frame(m, 42, out) != wire) abort();
-    size_t h = out[1] == 126 ? 4 : out[1] == 127 ? 10 : 2;
+                                     size - split, 0, 1764557735310644u);
     json_error_t err;
-    json_t *v = json_loadb((char *)out + h, wire - h, JSON_ALLOW_NUL, &err);
+    json_t *v = frame_json(m, &err);
     if (!v && !number_limit(&err)) abort(); /* the envelope must always be valid JSON */
+    /* The legacy envelope, derived from the v1 text, must say the same thing. */
+    json_t *l = frame_json(gw_msg_legacy(m), &err);
+    if (!l != !v) abort();
+    if (v) {
+        json_t *ld = json_object_get(l, "data");
+        if (json_is_string(json_object_get(v, "data"))) ld = json_object_get(ld, "raw");
+        if (!json_equal(ld, json_object_get(v, "data")) ||
+            !json_equal(json_object_get(l, "channel"), json_object_get(v, "channel")) ||
+            !json_is_string(json_object_get(l, "timestamp")))
+            abort();
+        json_t *vp = json_object_get(v, "pattern"), *lp = json_object_get(l, "pattern");
+        if (vp ? !json_equal(vp, lp) : !json_is_null(lp)) abort();
+    }
     json_decref(v);
-    free(out);
+    json_decref(l);
     gw_msg_unref(m);
 
     if (gw_json_valid(d, size)) {

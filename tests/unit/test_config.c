@@ -16,14 +16,11 @@ static int load(gw_config_t *cfg, char *err, int argc, char **argv)
     return gw_config_load(cfg, argc, argv, err, 512);
 }
 
+/* Every test starts from an empty environment: whatever the caller's shell holds must
+ * not change a result. */
 static void clear_env(void)
 {
-    unsetenv("REDIS_WS_GATEWAY_PORT");
-    unsetenv("SLOW_CLIENT_POLICY");
-    unsetenv("REQUIRE_AUTH");
-    unsetenv("NODE_ID");
-    unsetenv("MAX_WILDCARD_SUBSCRIPTIONS");
-    unsetenv("GATEWAY_API_KEY");
+    clearenv();
 }
 
 static void test_defaults(void **state)
@@ -121,6 +118,70 @@ static void test_secret_not_echoed(void **state)
     clear_env();
 }
 
+/* The Python gateway's names: REDIS_HOST/REDIS_PORT, the bind alias, booleans in any
+ * case, a setting that is accepted and reported as ignored. */
+static void test_legacy_names(void **state)
+{
+    (void)state;
+    gw_config_t cfg;
+    char err[512];
+    char *argv[] = {"wsgw"};
+
+    clear_env();
+    setenv("REDIS_HOST", "redis", 1);
+    setenv("REDIS_PORT", "6380", 1);
+    setenv("REDIS_WS_GATEWAY_HOST", "127.0.0.1", 1);
+    setenv("REQUIRE_AUTH", "True", 1);
+    setenv("MAX_MESSAGES_PER_SECOND", "100", 1);
+    setenv("CLIENT_PROTOCOL", "legacy", 1);
+    assert_int_equal(load(&cfg, err, 1, argv), 0);
+    assert_string_equal(cfg.redis_url, "redis://redis:6380");
+    assert_string_equal(cfg.bind_address, "127.0.0.1");
+    assert_true(cfg.require_auth);
+    assert_string_equal(cfg.ignored, "MAX_MESSAGES_PER_SECOND");
+    assert_int_equal(cfg.client_protocol, GW_PROTO_LEGACY);
+    assert_string_equal(cfg.api_key_role, "admin"); /* what GATEWAY_API_KEY granted there */
+    gw_config_free(&cfg);
+
+    setenv("REDIS_URL", "redis://REDIS:6380/2", 1); /* the same server: fine */
+    assert_int_equal(load(&cfg, err, 1, argv), 0);
+    gw_config_free(&cfg);
+    setenv("REDIS_URL", "redis://other:6380", 1);
+    assert_int_equal(load(&cfg, err, 1, argv), -1);
+    assert_non_null(strstr(err, "REDIS_HOST"));
+    assert_non_null(strstr(err, "REDIS_URL"));
+    gw_config_free(&cfg);
+    unsetenv("REDIS_HOST"); /* only the port given: it must agree too */
+    setenv("REDIS_URL", "redis://other:6379", 1);
+    assert_int_equal(load(&cfg, err, 1, argv), -1);
+    assert_non_null(strstr(err, "REDIS_PORT"));
+    gw_config_free(&cfg);
+
+    clear_env();
+    setenv("BIND_ADDRESS", "0.0.0.0", 1);
+    setenv("REDIS_WS_GATEWAY_HOST", "127.0.0.1", 1);
+    assert_int_equal(load(&cfg, err, 1, argv), -1);
+    assert_non_null(strstr(err, "REDIS_WS_GATEWAY_HOST"));
+    assert_non_null(strstr(err, "BIND_ADDRESS"));
+    gw_config_free(&cfg);
+    setenv("REDIS_WS_GATEWAY_HOST", "0.0.0.0", 1); /* both, agreeing */
+    assert_int_equal(load(&cfg, err, 1, argv), 0);
+    assert_string_equal(cfg.ignored, "");
+    gw_config_free(&cfg);
+
+    clear_env();
+    for (const char *const *v = (const char *const[]){"FALSE", "Off", "no", "0", NULL}; *v; v++) {
+        setenv("REQUIRE_AUTH", *v, 1);
+        assert_int_equal(load(&cfg, err, 1, argv), 0);
+        assert_false(cfg.require_auth);
+        gw_config_free(&cfg);
+    }
+    setenv("ALLOWED_ORIGINS", "https://a.example, ftp://b", 1);
+    assert_int_equal(load(&cfg, err, 1, argv), -1);
+    assert_non_null(strstr(err, "ALLOWED_ORIGINS"));
+    gw_config_free(&cfg);
+}
+
 static void test_redis_url(void **state)
 {
     (void)state;
@@ -157,7 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_bad_values), cmocka_unit_test(test_secret_not_echoed),
-        cmocka_unit_test(test_redis_url),
+        cmocka_unit_test(test_redis_url),  cmocka_unit_test(test_legacy_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

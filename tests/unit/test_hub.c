@@ -121,7 +121,7 @@ static void test_resubscribe_while_unsubscribing(void **state)
     gw_hub_on_confirm(h, false, false, "x", 1);
     assert_string_equal(f.log[2], "SUBSCRIBE x");
     gw_hub_on_confirm(h, true, false, "x", 1);
-    gw_hub_on_message(h, "x", 1, NULL, 0, "1", 1, 0);
+    gw_hub_on_message(h, "x", 1, NULL, 0, "1", 1, 0, 0);
     assert_int_equal(f.ndelivered, 1);
     clear_delivered(&f);
     gw_hub_unsubscribe(h, a);
@@ -142,25 +142,25 @@ static void test_fanout_shares_one_message(void **state)
     gw_hub_on_confirm(h, true, true, "m:*", 3);
     gw_hub_on_confirm(h, true, false, "m:a", 3);
 
-    gw_hub_on_message(h, "m:a", 3, "m:*", 3, "{}", 2, 0);
+    gw_hub_on_message(h, "m:a", 3, "m:*", 3, "{}", 2, 0, 0);
     assert_int_equal(f.ndelivered, 10);
     for (int i = 1; i < 10; i++) assert_ptr_equal(f.delivered[i], f.delivered[0]);
     assert_int_equal(f.delivered[0]->refcnt, 10); /* the hub dropped its own reference */
     clear_delivered(&f);
 
-    gw_hub_on_message(h, "m:a", 3, NULL, 0, "{}", 2, 0);
+    gw_hub_on_message(h, "m:a", 3, NULL, 0, "{}", 2, 0, 0);
     assert_int_equal(f.ndelivered, 1);
     assert_ptr_equal(f.delivered_to[0], exact);
     clear_delivered(&f);
 
-    gw_hub_on_message(h, "other", 5, NULL, 0, "{}", 2, 0); /* no topic: nothing */
-    gw_hub_on_message(h, "m:a", 3, "m:a", 3, "{}", 2, 0);  /* wrong kind: nothing */
+    gw_hub_on_message(h, "other", 5, NULL, 0, "{}", 2, 0, 0); /* no topic: nothing */
+    gw_hub_on_message(h, "m:a", 3, "m:a", 3, "{}", 2, 0, 0);  /* wrong kind: nothing */
     assert_int_equal(f.ndelivered, 0);
 
     /* Removing from the middle keeps the index consistent (swap-remove). */
     gw_hub_unsubscribe(h, subs[3]);
     gw_hub_unsubscribe(h, subs[0]);
-    gw_hub_on_message(h, "m:b", 3, "m:*", 3, "1", 1, 0);
+    gw_hub_on_message(h, "m:b", 3, "m:*", 3, "1", 1, 0, 0);
     assert_int_equal(f.ndelivered, 8);
     for (int i = 0; i < 8; i++)
         assert_true(f.delivered_to[i] != subs[3] && f.delivered_to[i] != subs[0]);

@@ -12,7 +12,8 @@
 
 static int parse(const char *s, gw_req_t *r, gw_perr_t *e)
 {
-    return gw_req_parse(s, strlen(s), 100, r, e);
+    gw_dialect_t d = GW_DIALECT_V1;
+    return gw_req_parse(s, strlen(s), 100, &d, r, e);
 }
 
 static void test_subscribe_ok(void **state)
@@ -99,11 +100,12 @@ static void test_channel_limits(void **state)
     gw_buf_puts(&b, "]}");
     gw_req_t r;
     gw_perr_t e;
-    assert_int_equal(gw_req_parse(b.data, b.len, 100, &r, &e), -1);
+    gw_dialect_t d = GW_DIALECT_V1;
+    assert_int_equal(gw_req_parse(b.data, b.len, 100, &d, &r, &e), -1);
     assert_int_equal(e.code, GW_E_BAD_REQUEST);
     assert_non_null(strstr(e.message, "too many"));
     gw_perr_free(&e);
-    assert_int_equal(gw_req_parse(b.data, b.len, 101, &r, &e), 0);
+    assert_int_equal(gw_req_parse(b.data, b.len, 101, &d, &r, &e), 0);
     assert_int_equal(r.nchannels, 101);
     gw_req_free(&r);
     gw_buf_free(&b);
@@ -124,7 +126,7 @@ static json_t *complete(gw_msg_t *m, unsigned long long seq)
 static void test_encoders(void **state)
 {
     (void)state;
-    json_t *v = complete(gw_frame_welcome("n\"1", "s", "user"), 1);
+    json_t *v = complete(gw_frame_welcome("n\"1", "s", "user", NULL), 1);
     assert_string_equal(json_string_value(json_object_get(v, "node")), "n\"1");
     assert_int_equal(json_integer_value(json_object_get(v, "seq")), 1);
     json_decref(v);

@@ -134,7 +134,7 @@ static void publish(gw_session_t *s, const char *chan, int i)
 {
     char data[200];
     int n = snprintf(data, sizeof data, "{\"i\":%d,\"pad\":\"%0100d\"}", i, 0);
-    gw_msg_t *m = gw_msg_new_message(chan, strlen(chan), NULL, 0, data, (size_t)n, 0);
+    gw_msg_t *m = gw_msg_new_message(chan, strlen(chan), NULL, 0, data, (size_t)n, 0, 0);
     gw_session_send(s, m);
     gw_msg_unref(m);
 }
@@ -465,6 +465,115 @@ static void test_api_key_in_band_and_expiry(void **state)
     cfg.require_auth = false;
 }
 
+/* Drains the session; returns the frames as JSON (caller json_decref's each). */
+static int drain_json(gw_session_t *s, json_t **v, int max)
+{
+    static unsigned char out[1 << 16];
+    size_t need, n = gw_session_fill(s, out, sizeof out, &need), off = 0;
+    int count = 0;
+    while (off < n && count < max) {
+        size_t len = out[off + 1], h = 2;
+        if (len == 126) {
+            len = (size_t)out[off + 2] << 8 | out[off + 3];
+            h = 4;
+        }
+        v[count] = json_loadb((char *)out + off + h, len, 0, NULL);
+        assert_non_null(v[count++]);
+        off += h + len;
+    }
+    return count;
+}
+
+static const char *str(json_t *v, const char *key)
+{
+    return json_string_value(json_object_get(v, key));
+}
+
+static void message(gw_session_t *s, const char *text)
+{
+    gw_session_on_message(s, text, strlen(text), false);
+}
+
+/* CLIENT_PROTOCOL=auto: greeted in v1, the first "action" frame switches the session for
+ * good: its own greeting, partial success, data in the legacy envelope. */
+static void test_legacy_dialect_in_auto_mode(void **state)
+{
+    (void)state;
+    gw_session_t *s = new_session(1);
+    message(s, "{\"action\":\"subscribe\",\"channels\":[\"a\",\"secret:x\",\"b*\"],"
+               "\"requestId\":\"s1\"}");
+    assert_int_equal(s->dialect, GW_DIALECT_LEGACY);
+    assert_int_equal(gw_stats.conn_legacy, 1);
+    gw_hub_on_confirm(hub, true, false, "a", 1); /* "subscribed" waits for Redis */
+    gw_hub_on_confirm(hub, true, true, "b*", 2);
+    json_t *v[8];
+    assert_int_equal(drain_json(s, v, 8), 2);
+    assert_string_equal(str(v[0], "type"), "connected");
+    assert_int_equal(json_integer_value(json_object_get(v[0], "seq")), 2);
+    assert_string_equal(str(v[1], "type"), "subscribed");
+    assert_string_equal(str(v[1], "requestId"), "s1");
+    assert_int_equal(json_array_size(json_object_get(v[1], "channels")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(v[1], "errors"), 0)),
+                        "Access denied to channel: secret:x");
+    for (int i = 0; i < 2; i++) json_decref(v[i]);
+    assert_int_equal(s->nsubs, 2);
+    assert_int_equal(gw_stats.errors[GW_E_ACL_DENIED], 1);
+
+    gw_msg_t *m = gw_msg_new_message("a", 1, NULL, 0, "1", 1, 0, 0);
+    gw_session_deliver(NULL, s->subs[0], m);
+    gw_msg_unref(m);
+    assert_int_equal(drain_json(s, v, 8), 1);
+    assert_string_equal(str(v[0], "type"), "data");
+    assert_true(json_is_null(json_object_get(v[0], "pattern")));
+    json_decref(v[0]);
+
+    message(s, "{\"type\":\"ping\"}"); /* decided: a v1 frame is not understood now */
+    assert_int_equal(drain_json(s, v, 8), 1);
+    assert_string_equal(str(v[0], "error"), "Missing action");
+    json_decref(v[0]);
+    gw_session_free(s);
+    assert_int_equal(gw_stats.conn_legacy, 0);
+}
+
+static void test_legacy_without_credential_closes_1008(void **state)
+{
+    (void)state;
+    cfg.client_protocol = GW_PROTO_LEGACY;
+    cfg.require_auth = true;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_start(s, NULL, NULL);
+    assert_int_equal(fake.close_code, 1008);
+    assert_int_equal(s->qlen, 0); /* the legacy gateway said nothing before closing */
+    assert_int_equal(gw_stats.auth_failures[GW_AUTH_MISSING], 1);
+    gw_session_free(s);
+
+    cfg.client_protocol = GW_PROTO_AUTO; /* undecided: waits for v1's auth frame ... */
+    s = gw_session_new(&env, NULL, 2);
+    gw_session_start(s, NULL, NULL);
+    assert_int_equal(fake.closes, 1);
+    message(s, "{\"action\":\"ping\"}"); /* ... which a legacy client never sends */
+    assert_int_equal(fake.close_code, 1008);
+    assert_int_equal(s->nsubs, 0);
+    gw_session_free(s);
+}
+
+static void test_refused_optional_credential_falls_back(void **state)
+{
+    (void)state;
+    gw_session_t *s = gw_session_new(&env, NULL, 1);
+    gw_session_start(s, NULL, "not-a-key"); /* REQUIRE_AUTH=false */
+    assert_int_equal(fake.closes, 0);
+    json_t *v[2];
+    assert_int_equal(drain_json(s, v, 2), 1);
+    assert_string_equal(str(v[0], "type"), "welcome");
+    assert_string_equal(str(v[0], "role"), "user");
+    assert_string_equal(str(v[0], "auth_error"), "unknown_key");
+    json_decref(v[0]);
+    assert_int_equal(s->auth, GW_SESS_ANON);
+    assert_int_equal(gw_stats.auth_failures[GW_AUTH_UNKNOWN_KEY], 1);
+    gw_session_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +592,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit_then_4429, setup, teardown),
         cmocka_unit_test_setup_teardown(test_require_auth_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_key_in_band_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_dialect_in_auto_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_legacy_without_credential_closes_1008, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_refused_optional_credential_falls_back, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
