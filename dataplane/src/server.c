@@ -205,8 +205,8 @@ static void refuse_upgrade(struct lws *wsi, unsigned status, const char *title, 
 {
     unsigned char buf[LWS_PRE + 512];
     char body[256];
-    int blen = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code,
-                        message);
+    int blen =
+        snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, message);
     int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
                      "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\n"
                      "content-length: %d\r\ncache-control: no-store\r\n\r\n%s",
