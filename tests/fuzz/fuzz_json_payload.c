@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!l != !v) abort();
     if (v) {
         json_t *ld = json_object_get(l, "data");
-        if (json_is_string(json_object_get(v, "data"))) ld = json_object_get(ld, "raw");
+        if (m->data_is_string) ld = json_object_get(ld, "raw"); /* not JSON: wrapped */
         if (!json_equal(ld, json_object_get(v, "data")) ||
             !json_equal(json_object_get(l, "channel"), json_object_get(v, "channel")) ||
             !json_is_string(json_object_get(l, "timestamp")))
