@@ -174,9 +174,17 @@ static bool was_set(const bool *set, const char *env)
 static int resolve_redis(gw_config_t *cfg, const bool *set, char *err, size_t errlen)
 {
     bool url_given = cfg->redis_url[0] != '\0';
+    if (strpbrk(cfg->redis_host, "@/[] \t") || !cfg->redis_host[0]) {
+        snprintf(err, errlen,
+                 "invalid REDIS_HOST: a host name or address, without brackets, "
+                 "credentials or path (those go in REDIS_URL)");
+        return -1;
+    }
     if (!url_given) {
         gw_buf_t b = GW_BUF_INIT;
-        gw_buf_printf(&b, "redis://%s:%ld", cfg->redis_host, cfg->redis_port);
+        bool v6 = strchr(cfg->redis_host, ':') != NULL;
+        gw_buf_printf(&b, "redis://%s%s%s:%ld", v6 ? "[" : "", cfg->redis_host, v6 ? "]" : "",
+                      cfg->redis_port);
         free(cfg->redis_url);
         cfg->redis_url = b.data;
     }

@@ -227,7 +227,10 @@ int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *p
 
     unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start;
     unsigned char *end = hdr + sizeof hdr - 1;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, type, body.len, &p, end) ||
+    /* A 204 carries neither a body nor a Content-Length (RFC 9110, 8.6). */
+    if ((status == 204
+             ? lws_add_http_header_status(wsi, 204, &p, end)
+             : lws_add_http_common_headers(wsi, (unsigned)status, type, body.len, &p, end)) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         (known && add_cors_headers(srv, wsi, preflight, &p, end)) ||

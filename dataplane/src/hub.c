@@ -215,6 +215,7 @@ void gw_hub_on_message(gw_hub_t *h, const char *chan, size_t chlen, const char *
 
     gw_msg_t *m = gw_msg_new_message(chan, chlen, pattern, plen, data, dlen, rx_us, rx_unix_us);
     for (uint32_t i = 0; i < t->nsubs; i++) h->ops->deliver(h->ud, t->subs[i], m);
+    gw_msg_drop_legacy(m); /* legacy queues hold their own references */
     gw_msg_unref(m);
 }
 

@@ -12,31 +12,10 @@
 /*------------------------------------------------------------------------------
  * Client frames */
 
-static int take_channels(json_t *root, size_t max, gw_req_t *req, gw_perr_t *err)
-{
-    json_t *arr = json_object_get(root, "channels");
-    if (!json_is_array(arr)) {
-        gw_perr_set(err, GW_E_BAD_REQUEST, "Invalid channels: expected an array of strings");
-        return -1;
-    }
-    size_t n = json_array_size(arr);
-    if (n > max) {
-        gw_perr_set(err, GW_E_BAD_REQUEST, "Too many channels in one request (%zu, at most %zu)", n,
-                    max);
-        return -1;
-    }
-    req->channels = gw_xcalloc(n ? n : 1, sizeof *req->channels);
-    req->lens = gw_xcalloc(n ? n : 1, sizeof *req->lens);
-    for (size_t i = 0; i < n; i++) {
-        json_t *c = json_array_get(arr, i);
-        if (!json_is_string(c)) {
-            gw_perr_set(err, GW_E_BAD_REQUEST, "Invalid channels: expected an array of strings");
-            return -1;
-        }
-        gw_req_add_channel(req, json_string_value(c), json_string_length(c));
-    }
-    return 0;
-}
+static const gw_channels_rules_t legacy_channels = {
+    "Invalid channels: expected an array of strings",
+    "Invalid channels: expected an array of strings",
+    "Too many channels in one request (%zu, at most %zu)", true, false};
 
 int gw_legacy_parse(json_t *root, size_t max_channels, gw_req_t *req, gw_perr_t *err)
 {
@@ -64,7 +43,7 @@ int gw_legacy_parse(json_t *root, size_t max_channels, gw_req_t *req, gw_perr_t 
         return -1;
     }
     if (req->type == GW_REQ_PING) return 0;
-    return take_channels(root, max_channels, req, err);
+    return gw_req_take_channels(root, max_channels, &legacy_channels, req, err);
 }
 
 /*------------------------------------------------------------------------------
@@ -87,11 +66,11 @@ static void put_names(gw_buf_t *b, const char *key, char *const *names, const si
     gw_buf_putc(b, ']');
 }
 
-/* Every legacy reply ends with the time it was made and then the seq. */
+/* Every legacy reply ends with the time it was made (then the seq). */
 static gw_msg_t *finish(gw_buf_t *b)
 {
     char ts[GW_ISO8601_LEN];
-    gw_buf_printf(b, ",\"timestamp\":\"%s\",\"seq\":", gw_iso8601(gw_unix_us(), ts));
+    gw_buf_printf(b, ",\"timestamp\":\"%s\"", gw_iso8601(gw_unix_us(), ts));
     return gw_msg_new_control(b);
 }
 

@@ -1,5 +1,6 @@
 #include "msg.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,7 @@ static gw_msg_t *alloc_msg(const char *text, size_t len, const char *chan, size_
     m->rx_us = m->rx_unix_us = 0;
     m->legacy = NULL;
     m->pat_off = m->pat_len = m->data_off = 0;
-    m->data_is_string = false;
+    m->data_is_string = m->is_data = false;
     m->acl_key[0] = m->acl_key[1] = NULL;
     return m;
 }
@@ -61,6 +62,7 @@ gw_msg_t *gw_msg_new_message(const char *chan, size_t chlen, const char *pattern
     m->pat_len = (uint32_t)pat_len;
     m->data_off = (uint32_t)data_off;
     m->data_is_string = !is_json;
+    m->is_data = true;
     /* Do not keep a huge buffer alive because of one big message. */
     if (scratch.cap > (1u << 20)) gw_buf_free(&scratch);
     return m;
@@ -68,6 +70,7 @@ gw_msg_t *gw_msg_new_message(const char *chan, size_t chlen, const char *pattern
 
 gw_msg_t *gw_msg_new_control(gw_buf_t *b)
 {
+    gw_buf_puts(b, SEQ_TAIL);
     gw_msg_t *m = alloc_msg(b->data, b->len, "", 0);
     gw_buf_free(b);
     return m;
@@ -75,6 +78,7 @@ gw_msg_t *gw_msg_new_control(gw_buf_t *b)
 
 gw_msg_t *gw_msg_legacy(gw_msg_t *m)
 {
+    assert(m->is_data); /* Redis messages only: control frames have no spans */
     if (m->legacy) return m->legacy;
     /* The spans of the v1 text: channel right after the head, up to the pattern or data
      * key; data up to the seq tail. Both are already JSON-encoded: copied, not redone. */
@@ -103,8 +107,15 @@ gw_msg_t *gw_msg_legacy(gw_msg_t *m)
     gw_buf_free(&b);
     l->rx_us = m->rx_us;
     l->rx_unix_us = m->rx_unix_us;
+    l->is_data = true;
     m->legacy = l;
     return l;
+}
+
+void gw_msg_drop_legacy(gw_msg_t *m)
+{
+    gw_msg_unref(m->legacy);
+    m->legacy = NULL;
 }
 
 void gw_msg_unref(gw_msg_t *m)

@@ -10,8 +10,10 @@
  *
  * Ownership: constructors return a message with one reference, owned by the caller.
  * Every queue that holds it takes gw_msg_ref() and drops it with gw_msg_unref(); the
- * last unref frees it. A message holds one reference to its legacy envelope. Single-
- * threaded (the event loop owns all messages).
+ * last unref frees it. A message holds one reference to its legacy envelope until
+ * gw_msg_drop_legacy() (the hub calls it once the fan-out is over, so that v1 queues
+ * never keep a legacy envelope alive). Single-threaded (the event loop owns all
+ * messages).
  */
 #ifndef GW_MSG_H
 #define GW_MSG_H
@@ -25,7 +27,7 @@
 typedef struct gw_msg {
     uint32_t refcnt;
     uint32_t len;              /* bytes of text in data[] before the seq digits */
-    uint32_t chan_len;         /* conflation key length; 0 for control frames (never conflated) */
+    uint32_t chan_len;         /* the channel: conflation key and ACL subject (data only) */
     uint32_t chan_hash;        /* FNV-1a of the channel, to compare keys cheaply */
     uint64_t rx_us;            /* monotonic time it arrived from Redis, 0 for control frames */
     uint64_t rx_unix_us;       /* wall-clock time it arrived: the legacy envelope's timestamp */
@@ -33,6 +35,7 @@ typedef struct gw_msg {
     uint32_t pat_off, pat_len; /* the pattern's JSON text in data[]; pat_len 0: none */
     uint32_t data_off;         /* where the "data" value starts in data[] */
     bool data_is_string;       /* the payload was not JSON and is embedded as a string */
+    bool is_data;              /* a Redis message (droppable), not a control frame */
     const void *acl_key[2];    /* the last ACLs this channel was checked against, and */
     uint8_t acl_ok[2];         /* the verdicts: one check per (message, ACL), not per client */
     const char *chan;          /* the raw channel name, stored after the text */
@@ -55,7 +58,11 @@ gw_msg_t *gw_msg_new_message(const char *chan, size_t chlen, const char *pattern
  * take a reference to keep it. */
 gw_msg_t *gw_msg_legacy(gw_msg_t *m);
 
-/* Takes a control frame's text (ending in `"seq":`) from b; b is left empty. */
+/* Releases m's reference to its legacy envelope, if it has one. */
+void gw_msg_drop_legacy(gw_msg_t *m);
+
+/* Takes a control frame's text from b, `{"type":...` up to its last field, and appends
+ * `,"seq":`; b is left empty. */
 gw_msg_t *gw_msg_new_control(gw_buf_t *b);
 
 static inline gw_msg_t *gw_msg_ref(gw_msg_t *m)

@@ -97,7 +97,7 @@ const char *gw_req_take_id(json_t *root, const char *key, bool any_scalar, char 
     return NULL;
 }
 
-void gw_req_add_channel(gw_req_t *req, const char *s, size_t len)
+static void add_channel(gw_req_t *req, const char *s, size_t len)
 {
     for (size_t j = 0; j < req->nchannels; j++)
         if (req->lens[j] == len && memcmp(req->channels[j], s, len) == 0) return;
@@ -105,40 +105,44 @@ void gw_req_add_channel(gw_req_t *req, const char *s, size_t len)
     req->lens[req->nchannels++] = len;
 }
 
-static int take_channels(json_t *root, size_t max, gw_req_t *req, gw_perr_t *err)
+int gw_req_take_channels(json_t *root, size_t max, const gw_channels_rules_t *rules, gw_req_t *req,
+                         gw_perr_t *err)
 {
     json_t *arr = json_object_get(root, "channels");
-    if (!json_is_array(arr) || json_array_size(arr) == 0) {
-        gw_perr_set(err, GW_E_BAD_REQUEST, "\"channels\" must be a non-empty array of strings");
+    if (!json_is_array(arr) || (json_array_size(arr) == 0 && !rules->allow_empty)) {
+        gw_perr_set(err, GW_E_BAD_REQUEST, "%s", rules->not_array);
         return -1;
     }
     size_t n = json_array_size(arr);
     if (n > max) {
-        gw_perr_set(err, GW_E_BAD_REQUEST, "too many channels in one request (%zu, at most %zu)", n,
-                    max);
+        gw_perr_set(err, GW_E_BAD_REQUEST, rules->too_many, n, max);
         return -1;
     }
-    req->channels = gw_xcalloc(n, sizeof *req->channels);
-    req->lens = gw_xcalloc(n, sizeof *req->lens);
+    req->channels = gw_xcalloc(n + 1, sizeof *req->channels);
+    req->lens = gw_xcalloc(n + 1, sizeof *req->lens);
     for (size_t i = 0; i < n; i++) {
         json_t *c = json_array_get(arr, i);
         if (!json_is_string(c)) {
-            gw_perr_set(err, GW_E_BAD_REQUEST, "\"channels\" must contain only strings");
+            gw_perr_set(err, GW_E_BAD_REQUEST, "%s", rules->not_string);
             return -1;
         }
         const char *s = json_string_value(c);
         size_t len = json_string_length(c);
         const char *why;
-        if (!gw_channel_valid(s, len, &why)) {
+        if (rules->validate && !gw_channel_valid(s, len, &why)) {
             gw_perr_set(err, GW_E_INVALID_CHANNEL, "%s", why);
             /* Echo at most the limit so an attacker cannot make us echo megabytes. */
             err->channel = gw_xstrndup(s, len > GW_CHANNEL_MAX ? GW_CHANNEL_MAX : len);
             return -1;
         }
-        gw_req_add_channel(req, s, len);
+        add_channel(req, s, len);
     }
     return 0;
 }
+
+static const gw_channels_rules_t v1_channels = {
+    "\"channels\" must be a non-empty array of strings", "\"channels\" must contain only strings",
+    "too many channels in one request (%zu, at most %zu)", false, true};
 
 /* Exactly one of "token" / "api_key". Error messages never contain the credential. */
 static int take_credential(json_t *root, gw_req_t *req, gw_perr_t *err)
@@ -190,7 +194,7 @@ static int parse_v1(json_t *root, size_t max_channels, gw_req_t *req, gw_perr_t 
     }
     if (req->type == GW_REQ_AUTH) return take_credential(root, req, err);
     if (req->type == GW_REQ_SUBSCRIBE || req->type == GW_REQ_UNSUBSCRIBE)
-        return take_channels(root, max_channels, req, err);
+        return gw_req_take_channels(root, max_channels, &v1_channels, req, err);
     return 0;
 }
 
@@ -263,12 +267,6 @@ static void put_id(gw_buf_t *b, const char *id)
     gw_buf_puts(b, id);
 }
 
-static gw_msg_t *finish(gw_buf_t *b)
-{
-    gw_buf_puts(b, ",\"seq\":");
-    return gw_msg_new_control(b);
-}
-
 gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *role,
                            const char *auth_error)
 {
@@ -283,7 +281,7 @@ gw_msg_t *gw_frame_welcome(const char *node, const char *session, const char *ro
         gw_buf_puts(&b, ",\"auth_error\":");
         gw_json_put_string(&b, auth_error, strlen(auth_error));
     }
-    return finish(&b);
+    return gw_msg_new_control(&b);
 }
 
 gw_msg_t *gw_frame_ack(const char *type, const char *id, char *const *channels, const size_t *lens,
@@ -299,7 +297,7 @@ gw_msg_t *gw_frame_ack(const char *type, const char *id, char *const *channels, 
     }
     gw_buf_putc(&b, ']');
     if (reason) gw_buf_printf(&b, ",\"reason\":\"%s\"", reason);
-    return finish(&b);
+    return gw_msg_new_control(&b);
 }
 
 gw_msg_t *gw_frame_pong(const char *id)
@@ -307,7 +305,7 @@ gw_msg_t *gw_frame_pong(const char *id)
     gw_buf_t b = GW_BUF_INIT;
     gw_buf_puts(&b, "{\"type\":\"pong\"");
     put_id(&b, id);
-    return finish(&b);
+    return gw_msg_new_control(&b);
 }
 
 gw_msg_t *gw_frame_error(gw_errcode_t code, const char *message, const char *id,
@@ -321,14 +319,14 @@ gw_msg_t *gw_frame_error(gw_errcode_t code, const char *message, const char *id,
         gw_buf_puts(&b, ",\"channel\":");
         gw_json_put_string(&b, channel, strlen(channel));
     }
-    return finish(&b);
+    return gw_msg_new_control(&b);
 }
 
 gw_msg_t *gw_frame_resync(const char *reason)
 {
     gw_buf_t b = GW_BUF_INIT;
     gw_buf_printf(&b, "{\"type\":\"resync\",\"reason\":\"%s\"", reason);
-    return finish(&b);
+    return gw_msg_new_control(&b);
 }
 
 gw_msg_t *gw_frame_authenticated(const char *role, int64_t expires, const char *id)
@@ -339,7 +337,7 @@ gw_msg_t *gw_frame_authenticated(const char *role, int64_t expires, const char *
     gw_buf_puts(&b, ",\"role\":");
     gw_json_put_string(&b, role, strlen(role));
     if (expires) gw_buf_printf(&b, ",\"expires_at\":%lld", (long long)expires);
-    return finish(&b);
+    return gw_msg_new_control(&b);
 }
 
 gw_msg_t *gw_frame_auth_expiring(int64_t expires, int64_t expires_in_s)
@@ -347,5 +345,5 @@ gw_msg_t *gw_frame_auth_expiring(int64_t expires, int64_t expires_in_s)
     gw_buf_t b = GW_BUF_INIT;
     gw_buf_printf(&b, "{\"type\":\"auth_expiring\",\"expires_at\":%lld,\"expires_in\":%lld",
                   (long long)expires, (long long)expires_in_s);
-    return finish(&b);
+    return gw_msg_new_control(&b);
 }

@@ -89,8 +89,18 @@ void gw_perr_free(gw_perr_t *err);
 void gw_perr_set(gw_perr_t *err, gw_errcode_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *gw_req_take_id(struct json_t *root, const char *key, bool any_scalar, char **out);
-/* Appends a name to the request unless already there. */
-void gw_req_add_channel(gw_req_t *req, const char *s, size_t len);
+/* How a dialect reads "channels": its wording, and whether names are validated here. */
+typedef struct {
+    const char *not_array; /* not an array (or empty when !allow_empty) */
+    const char *not_string;
+    const char *too_many; /* format: the count, then the maximum (both %zu) */
+    bool allow_empty;
+    bool validate; /* v1: a bad name refuses the request (invalid_channel) */
+} gw_channels_rules_t;
+
+/* root["channels"] into req: at most max names, deduplicated, in request order. */
+int gw_req_take_channels(struct json_t *root, size_t max, const gw_channels_rules_t *rules,
+                         gw_req_t *req, gw_perr_t *err);
 
 /* Checks one channel name (exact or pattern): 1..GW_CHANNEL_MAX bytes, valid UTF-8, no
  * control characters, and a well-formed glob when it is a pattern. On failure writes

@@ -71,15 +71,28 @@ int gw_redis_url_parse(const char *url, gw_redis_url_t *out, const char **why)
     }
     const char *slash = strchr(p, '/');
     const char *hostend = slash ? slash : p + strlen(p);
-    const char *colon = NULL;
-    for (const char *c = p; c < hostend; c++)
-        if (*c == ':') colon = c;
-    const char *hend = colon ? colon : hostend;
-    if (hend == p) {
+    const char *hstart = p, *hend, *colon = NULL;
+    if (*p == '[') { /* [IPv6]:port */
+        hstart = p + 1;
+        hend = memchr(hstart, ']', (size_t)(hostend - hstart));
+        if (!hend || (hend + 1 < hostend && hend[1] != ':')) {
+            *why = "an IPv6 host is written [address]:port";
+            goto Error;
+        }
+        colon = hend + 1 < hostend ? hend + 1 : NULL;
+    } else {
+        colon = memchr(p, ':', (size_t)(hostend - p));
+        if (colon && memchr(colon + 1, ':', (size_t)(hostend - colon - 1))) {
+            *why = "an IPv6 host is written [address]:port";
+            goto Error;
+        }
+        hend = colon ? colon : hostend;
+    }
+    if (hend == hstart) {
         *why = "host is empty";
         goto Error;
     }
-    out->host = gw_xstrndup(p, (size_t)(hend - p));
+    out->host = gw_xstrndup(hstart, (size_t)(hend - hstart));
     if (colon && parse_int(colon + 1, (size_t)(hostend - colon - 1), 1, 65535, &out->port) < 0) {
         *why = "port must be 1..65535";
         goto Error;

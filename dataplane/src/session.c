@@ -90,7 +90,7 @@ static void qcompact(gw_session_t *s, const bool *keep)
 /* Drops the oldest data messages until the queue fits, never the newest entry. */
 static void overflow_drop(gw_session_t *s, size_t limit)
 {
-    while (s->qbytes > limit && s->qlen > 1 && qat(s, 0)->m->chan_len) {
+    while (s->qbytes > limit && s->qlen > 1 && qat(s, 0)->m->is_data) {
         qpop(s);
         gw_stats.dropped_drop++;
     }
@@ -101,7 +101,7 @@ static void overflow_drop(gw_session_t *s, size_t limit)
     size_t bytes = s->qbytes;
     for (uint32_t i = 0; i < s->qlen; i++) {
         gw_msg_t *m = qat(s, i)->m;
-        keep[i] = !(bytes > limit && m->chan_len && i + 1 < s->qlen);
+        keep[i] = !(bytes > limit && m->is_data && i + 1 < s->qlen);
         if (!keep[i]) {
             bytes -= QCOST(m);
             gw_stats.dropped_drop++;
@@ -122,7 +122,7 @@ static void overflow_conflate(gw_session_t *s, size_t limit)
     for (uint32_t i = n; i-- > 0;) {
         gw_msg_t *m = qat(s, i)->m;
         keep[i] = true;
-        if (!m->chan_len) continue;
+        if (!m->is_data) continue;
         uint32_t slot = m->chan_hash & (tcap - 1);
         for (; seen[slot]; slot = (slot + 1) & (tcap - 1)) {
             gw_msg_t *o = seen[slot];
@@ -375,20 +375,25 @@ static void do_subscribe(gw_session_t *s, gw_req_t *r)
     subscribe_and_ack(s, r->channels, r->lens, r->nchannels, frame);
 }
 
-/* One line of a legacy reply's "errors", naming at most GW_CHANNEL_MAX bytes of the
- * channel (the encoder escapes it); counted like the v1 error frame it replaces. */
-static char *refusal(gw_errcode_t code, const char *fmt, const char *name, size_t len)
+/* One line of a legacy reply's "errors"; counted like the v1 error frame it replaces. */
+static char *refusal(gw_errcode_t code, const char *what, long limit, const char *name, size_t len)
 {
     gw_buf_t b = GW_BUF_INIT;
     gw_stats.errors[code]++;
-    gw_buf_printf(&b, fmt, (int)(len > GW_CHANNEL_MAX ? GW_CHANNEL_MAX : len), name);
+    if (name) /* at most GW_CHANNEL_MAX bytes of it; the encoder escapes them */
+        gw_buf_printf(&b, "%s: %.*s", what, (int)(len > GW_CHANNEL_MAX ? GW_CHANNEL_MAX : len),
+                      name);
+    else
+        gw_buf_printf(&b, "%s (%ld)", what, limit);
     gw_buf_putc(&b, '\0');
     return b.data;
 }
 
 /* Legacy: each channel is accepted or refused on its own, in request order, with the
- * same checks as v1 (validity, limits, ACL). The reply lists the accepted channels
- * (held ones included) and one line per refused one. */
+ * same checks as v1 (validity, limits, ACL). A pattern that reaches the ACL takes a
+ * wildcard slot whether it is accepted or not: as v1's limits do, that bounds the glob
+ * algebra one request can cost by MAX_WILDCARD_SUBSCRIPTIONS. The reply lists the
+ * accepted channels (held ones included) and one line per refused one. */
 static void do_subscribe_partial(gw_session_t *s, gw_req_t *r)
 {
     const gw_config_t *cfg = s->env->cfg;
@@ -408,25 +413,24 @@ static void do_subscribe_partial(gw_session_t *s, gw_req_t *r)
         if (find_sub(s, name, len, NULL)) {
             /* already held: accepted, nothing to add */
         } else if (!gw_channel_valid(name, len, &why)) {
-            errs[nerr++] = refusal(GW_E_INVALID_CHANNEL, "Invalid channel: %.*s", name, len);
+            errs[nerr++] = refusal(GW_E_INVALID_CHANNEL, "Invalid channel", 0, name, len);
             continue;
         } else if (held + 1 > (uint64_t)max_channels) {
-            char fmt[64];
-            snprintf(fmt, sizeof fmt, "Max channels exceeded (%ld)%%.*s", max_channels);
-            errs[nerr++] = refusal(GW_E_LIMIT_CHANNELS, fmt, "", 0);
+            errs[nerr++] =
+                refusal(GW_E_LIMIT_CHANNELS, "Max channels exceeded", max_channels, NULL, 0);
             continue;
         } else if (pattern && wild + 1 > (uint64_t)max_wild) {
-            char fmt[64];
-            snprintf(fmt, sizeof fmt, "Max wildcard subscriptions exceeded (%ld)%%.*s", max_wild);
-            errs[nerr++] = refusal(GW_E_LIMIT_WILDCARDS, fmt, "", 0);
-            continue;
-        } else if (!gw_acl_allows(s->acl, name, len)) {
-            gw_stats.acl_denied++;
-            errs[nerr++] = refusal(GW_E_ACL_DENIED, "Access denied to channel: %.*s", name, len);
+            errs[nerr++] = refusal(GW_E_LIMIT_WILDCARDS, "Max wildcard subscriptions exceeded",
+                                   max_wild, NULL, 0);
             continue;
         } else {
+            wild += pattern; /* its slot is taken by the check, whatever the verdict */
+            if (!gw_acl_allows(s->acl, name, len)) {
+                gw_stats.acl_denied++;
+                errs[nerr++] = refusal(GW_E_ACL_DENIED, "Access denied to channel", 0, name, len);
+                continue;
+            }
             held++;
-            wild += pattern;
             add[nadd] = r->channels[i];
             addlens[nadd++] = len;
         }
@@ -589,7 +593,7 @@ static void do_auth(gw_session_t *s, const char *token, const char *api_key, con
         r = GW_AUTH_ROLE_CHANGED;
     if (r != GW_AUTH_OK) {
         gw_identity_free(&id);
-        if (s->auth == GW_SESS_AUTHED && r != GW_AUTH_UNKNOWN_KEY) {
+        if (s->auth == GW_SESS_AUTHED) {
             /* a failed refresh: the current credential stays valid until it expires */
             gw_stats.auth_failures[r]++;
             send_error(s, GW_E_AUTH_FAILED, "refresh refused", reqid, NULL);

@@ -108,7 +108,7 @@ void gw_session_reauthorize(gw_session_t *s);
 void gw_session_free(gw_session_t *s);
 
 /* Queues m (taking a reference) with the next seq and applies the slow-consumer policy.
- * Data messages (m->chan_len > 0) may be dropped or conflated; control frames never are. */
+ * Data messages (m->is_data) may be dropped or conflated; control frames never are. */
 void gw_session_send(gw_session_t *s, gw_msg_t *m);
 
 /* Handles one complete client message. */

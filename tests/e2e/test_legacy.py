@@ -248,9 +248,16 @@ def test_partial_success_and_limits(gateway_factory, redis):
     assert m["channels"] == ["market:tick:A"]  # only what was actually removed
     m = legacy(c, {"action": "subscribe", "channels": [], "requestId": 5})
     assert m["channels"] == [] and m["errors"] == [] and m["requestId"] == 5
+    # a refused pattern still took its wildcard slot: one request cannot make the node
+    # check more patterns against the ACL than MAX_WILDCARD_SUBSCRIPTIONS
+    c2 = g.ws()
+    c2.recv()
+    m = legacy(c2, {"action": "subscribe", "channels": ["x%d*" % i for i in range(6)]})
+    assert m["errors"] == ["Access denied to channel: x0*"] + [
+        "Max wildcard subscriptions exceeded (1)"] * 5, m["errors"]
     errors = g.stats()["errors"]
-    assert errors["acl_denied"] == 1 and errors["limit_channels"] == 1
-    assert errors["limit_wildcards"] == 1 and errors["invalid_channel"] == 1
+    assert errors["acl_denied"] == 2 and errors["limit_channels"] == 1
+    assert errors["limit_wildcards"] == 6 and errors["invalid_channel"] == 1
 
 
 HOSTILE = [
@@ -504,6 +511,7 @@ def test_cors(gateway_factory):
                                  "Access-Control-Request-Method: GET\r\n"
                                  "Access-Control-Request-Headers: authorization\r\n\r\n")
     assert status == 204 and h["access-control-allow-origin"] == "*"
+    assert "content-length" not in h  # RFC 9110: a 204 has none
     assert "GET" in h["access-control-allow-methods"]
     assert "authorization" in h["access-control-allow-headers"].lower()
 

@@ -104,6 +104,17 @@ def test_auth_frame(secure_gw, field):
     c.subscribe(["engine:decision:x"])  # admin reads everything
 
 
+def test_refused_refresh_keeps_the_connection(secure_gw):
+    c = secure_gw.ws(headers={"Authorization": "Bearer " + token()})
+    assert first(c)["type"] == "welcome"
+    for bad in ("not-a-jwt", API_KEY + "x", token(key=SECRET + "x"), token(role="admin")):
+        c.send({"type": "auth", "token": bad, "id": "r"})
+        m = c.recv()
+        assert m["type"] == "error" and m["code"] == "auth_failed" and m["id"] == "r", (bad, m)
+    c.send({"type": "ping", "id": "still"})
+    assert c.recv() == {"type": "pong", "id": "still", "seq": 6}
+
+
 def test_auth_timeout_closes_4401(secure_gw):
     c = secure_gw.ws()
     t0 = time.time()

@@ -169,6 +169,24 @@ static void test_legacy_names(void **state)
     assert_string_equal(cfg.ignored, "");
     gw_config_free(&cfg);
 
+    clear_env(); /* IPv6 hosts: bracketed in the URL, compared without brackets */
+    setenv("REDIS_HOST", "::1", 1);
+    assert_int_equal(load(&cfg, err, 1, argv), 0);
+    assert_string_equal(cfg.redis_url, "redis://[::1]:6379");
+    gw_config_free(&cfg);
+    setenv("REDIS_URL", "redis://[::1]:6379", 1);
+    assert_int_equal(load(&cfg, err, 1, argv), 0);
+    gw_config_free(&cfg);
+    for (const char *const *v = (const char *const[]){"u:pw@h", "[::1]", "h/0", "", NULL}; *v;
+         v++) {
+        clear_env();
+        setenv("REDIS_HOST", *v, 1);
+        assert_int_equal(load(&cfg, err, 1, argv), -1);
+        assert_non_null(strstr(err, "REDIS_HOST"));
+        assert_null(strstr(err, "pw")); /* whatever it was, not echoed */
+        gw_config_free(&cfg);
+    }
+
     clear_env();
     for (const char *const *v = (const char *const[]){"FALSE", "Off", "no", "0", NULL}; *v; v++) {
         setenv("REQUIRE_AUTH", *v, 1);
@@ -205,8 +223,17 @@ static void test_redis_url(void **state)
     assert_string_equal(u.password, "pw");
     gw_redis_url_free(&u);
 
-    const char *bad[] = {"http://h",      "redis://",    "redis://h:0", "redis://h:70000",
-                         "redis://h:abc", "redis://h/x", "redis://pw@h"};
+    assert_int_equal(gw_redis_url_parse("redis://[::1]:6380", &u, &why), 0);
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 6380);
+    gw_redis_url_free(&u);
+    assert_int_equal(gw_redis_url_parse("redis://[fe80::1]", &u, &why), 0);
+    assert_int_equal(u.port, 6379);
+    gw_redis_url_free(&u);
+
+    const char *bad[] = {"http://h",      "redis://",       "redis://h:0",  "redis://h:70000",
+                         "redis://h:abc", "redis://h/x",    "redis://pw@h", "redis://::1:6379",
+                         "redis://[::1",  "redis://[::1]x", "redis://[]:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (gw_redis_url_parse(bad[i], &u, &why) != -1) fail_msg("accepted %s", bad[i]);
         assert_non_null(why);
