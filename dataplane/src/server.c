@@ -93,11 +93,20 @@ static void session_want_write(gw_session_t *s)
     srv->flush = s;
 }
 
+/* Closing takes bounded time whatever the peer does: CLOSE_SEND_S to take what is queued
+ * and our close frame (a peer that does not read never will), then CLOSE_ACK_S for its
+ * close frame, while what it still sends is read and discarded: hanging up on unread
+ * data would make the kernel send a reset, and the peer would never see the close code. */
+#define CLOSE_SEND_S 5
+#define CLOSE_ACK_S  2
+
 static void session_close(gw_session_t *s, int code, const char *reason)
 {
     (void)reason;
+    if (s->close_code) return; /* the first reason stands: a drain does not hide a 1013 */
     s->closing = true;
     s->close_code = (uint16_t)code;
+    lws_set_timeout(s->conn, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_SEND_S);
     session_want_write(s);
 }
 
@@ -148,12 +157,6 @@ static void take_credentials(struct lws *wsi, pss_t *pss)
     OPENSSL_cleanse(buf, sizeof buf);
 }
 
-static int refuse(struct lws *wsi, unsigned status)
-{
-    lws_return_http_status(wsi, status, NULL);
-    return -1;
-}
-
 /* The client's address for per-IP limits: the peer, or, when the peer is one of
  * TRUSTED_PROXIES, the last address in its X-Forwarded-For (the one that proxy saw).
  * An untrusted peer's X-Forwarded-For is ignored: anyone can send one. */
@@ -197,62 +200,76 @@ static bool origin_ok(gw_server_t *srv, struct lws *wsi)
     return n > 0 && gw_origins_match(&srv->ws_origins, buf, (size_t)n);
 }
 
-/* Answers an upgrade request with a complete HTTP/1.1 response and a JSON reason.
- * (lws_return_http_status() writes an HTTP/1.0 status line for upgrade requests, which
- * browsers' WebSocket clients reject as an invalid response instead of reporting it.) */
-static void refuse_upgrade(struct lws *wsi, unsigned status, const char *title, const char *code,
-                           const char *message)
+/* Answers an upgrade request with a complete HTTP/1.1 response and a JSON reason, and
+ * Retry-After when trying again later can work. (lws_return_http_status() writes an
+ * HTTP/1.0 status line for upgrade requests, which browsers' WebSocket clients reject as
+ * an invalid response instead of reporting the status.) Returns 1: "answered". */
+static int refuse_upgrade(struct lws *wsi, unsigned status, const char *title, const char *code,
+                          const char *message, int retry_after_s)
 {
-    unsigned char buf[LWS_PRE + 512];
-    char body[256];
+    unsigned char buf[LWS_PRE + 640];
+    char body[320], retry[40] = "";
     int blen =
         snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, message);
+    if (retry_after_s) snprintf(retry, sizeof retry, "retry-after: %d\r\n", retry_after_s);
     int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
                      "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\n"
-                     "content-length: %d\r\ncache-control: no-store\r\n\r\n%s",
-                     status, title, blen, body);
+                     "content-length: %d\r\ncache-control: no-store\r\n%s\r\n%s",
+                     status, title, blen, retry, body);
     lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return 1;
 }
 
-/* Refusals lws would otherwise turn into a dropped connection (an unknown subprotocol),
- * made before it does, with a status a client can read. Returns 1 when refused. */
+/* Who may upgrade, decided while the request can still be answered, with a status and a
+ * reason a client can read: the path, the node's state, the connection limits, the
+ * subprotocol (lws would drop the connection for an unknown one) and the origin. */
 static int ws_confirm_upgrade(gw_server_t *srv, struct lws *wsi)
 {
-    if (!subprotocol_ok(wsi)) {
-        gw_stats.refused_subprotocol++;
-        refuse_upgrade(wsi, 400, "Bad Request", "unsupported_subprotocol",
-                       "this gateway speaks no WebSocket subprotocol: connect without "
-                       "Sec-WebSocket-Protocol");
-        return 1;
-    }
-    if (!origin_ok(srv, wsi)) {
-        gw_stats.refused_origin++;
-        refuse_upgrade(wsi, 403, "Forbidden", "origin_not_allowed",
-                       "this page's origin is not in ALLOWED_ORIGINS");
-        return 1;
-    }
-    return 0;
-}
-
-static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
-{
     char uri[64], ip[48];
-    if (srv->draining) return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
     if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
-        return refuse(wsi, HTTP_STATUS_NOT_FOUND);
-    if (!pss) return -1;
+        return refuse_upgrade(wsi, 404, "Not Found", "not_found", "the WebSocket endpoint is /ws",
+                              0);
+    if (srv->draining)
+        return refuse_upgrade(wsi, 503, "Service Unavailable", "draining",
+                              "this node is shutting down: connect to another", 1);
     if (srv->cp_mode && !srv->config_ready) /* fail closed: no config, no clients */
-        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+        return refuse_upgrade(wsi, 503, "Service Unavailable", "not_configured",
+                              "no configuration from the control plane yet", 2);
     if (gw_stats.conn_current >= (uint64_t)srv->cfg->max_connections) {
         gw_stats.refused_max_conn++;
-        return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE);
+        return refuse_upgrade(wsi, 503, "Service Unavailable", "max_connections",
+                              "this node is full (MAX_CONNECTIONS)", 5);
     }
     client_ip(srv, wsi, ip, sizeof ip);
     struct ipcount **slot = ip_slot(srv, ip);
     if (*slot && (*slot)->n >= (uint32_t)srv->cfg->max_connections_per_ip) {
         gw_stats.refused_per_ip++;
-        return refuse(wsi, 429);
+        return refuse_upgrade(wsi, 429, "Too Many Requests", "per_ip",
+                              "too many connections from this address (MAX_CONNECTIONS_PER_IP)", 5);
     }
+    if (!subprotocol_ok(wsi)) {
+        gw_stats.refused_subprotocol++;
+        return refuse_upgrade(wsi, 400, "Bad Request", "unsupported_subprotocol",
+                              "this gateway speaks no WebSocket subprotocol: connect without "
+                              "Sec-WebSocket-Protocol",
+                              0);
+    }
+    if (!origin_ok(srv, wsi)) {
+        gw_stats.refused_origin++;
+        return refuse_upgrade(wsi, 403, "Forbidden", "origin_not_allowed",
+                              "this page's origin is not in ALLOWED_ORIGINS", 0);
+    }
+    return 0;
+}
+
+/* The upgrade was confirmed (ws_confirm_upgrade): count the connection against its
+ * address and take its credentials. */
+static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
+{
+    char ip[48];
+    if (!pss) return -1;
+    client_ip(srv, wsi, ip, sizeof ip);
+    struct ipcount **slot = ip_slot(srv, ip);
     if (!*slot) {
         *slot = gw_xcalloc(1, sizeof **slot);
         snprintf((*slot)->ip, sizeof(*slot)->ip, "%s", ip);
@@ -371,7 +388,7 @@ static int session_write(gw_server_t *srv, struct lws *wsi, gw_session_t *s)
         nf = gw_session_peek(s, buf, need, ends, 1, &need);
     }
     size_t n = nf ? ends[nf - 1] : 0, total = nf;
-    bool with_close = s->closing && nf == s->qlen && !s->close_sent;
+    bool with_close = s->closing && nf == gw_session_queued(s) && !s->close_sent;
     if (with_close) {
         n += put_close_frame(buf + n, s->close_code);
         ends[total++] = n;
@@ -397,11 +414,12 @@ static int session_write(gw_server_t *srv, struct lws *wsi, gw_session_t *s)
         gw_stats.bytes_sent += sent;
         if (with_close && done == total) {
             s->close_sent = true;
+            lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_S);
             done--;
         }
         gw_session_consume(s, done);
     }
-    if (s->qlen || s->close_sent || with_close) lws_callback_on_writable(wsi);
+    if (gw_session_queued(s) || (with_close && !s->close_sent)) lws_callback_on_writable(wsi);
 Exit:
     free(big);
     return rc;
@@ -410,8 +428,16 @@ Exit:
 static int ws_writeable(gw_server_t *srv, struct lws *wsi, pss_t *pss)
 {
     gw_session_t *s = pss->s;
-    if (!s || s->close_sent) return -1; /* the close frame is flushed: hang up */
+    if (!s) return -1;
+    if (s->close_sent) return 0; /* waiting for the peer's close (CLOSE_ACK_S) */
     return session_write(srv, wsi, s);
+}
+
+/* The peer's close frame: an answer to ours ends the connection now, without an echo;
+ * one of its own is echoed by lws. */
+static int ws_peer_close(pss_t *pss)
+{
+    return pss->s && pss->s->close_sent ? 1 : 0;
 }
 
 static void on_flush_check(uv_check_t *h)
@@ -459,6 +485,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_ESTABLISHED: ws_established(srv, wsi, pss); return 0;
     case LWS_CALLBACK_RECEIVE: return ws_receive(wsi, pss, (const char *)in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE: return ws_writeable(srv, wsi, pss);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: return ws_peer_close(pss);
     case LWS_CALLBACK_CLOSED: ws_closed(srv, pss); return 0;
     default: return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

@@ -11,9 +11,6 @@
 
 #define SUBSYS "session"
 
-/* Bytes a queued entry is charged: its text plus room for the seq and frame header. */
-#define QCOST(m) ((size_t)(m)->len + 32)
-
 struct gw_ack {
     struct gw_ack *next;
     gw_msg_t *frame; /* the "subscribed" frame, built when the request came in */
@@ -32,167 +29,67 @@ gw_session_t *gw_session_new(const gw_session_env_t *env, void *conn, uint64_t s
 /*------------------------------------------------------------------------------
  * Outbound queue */
 
-static gw_qent_t *qat(gw_session_t *s, uint32_t i)
+static gw_shed_t shed_policy(int policy)
 {
-    return &s->q[(s->qhead + i) & (s->qcap - 1)];
+    return policy == GW_POLICY_CLOSE      ? GW_SHED_NONE
+           : policy == GW_POLICY_CONFLATE ? GW_SHED_CONFLATE
+                                          : GW_SHED_DROP;
 }
 
-static void qpush(gw_session_t *s, gw_msg_t *m, uint64_t seq)
-{
-    if (s->qlen == s->qcap) {
-        uint32_t cap = s->qcap ? s->qcap * 2 : 16;
-        gw_qent_t *q = gw_xmalloc(cap * sizeof *q);
-        for (uint32_t i = 0; i < s->qlen; i++) q[i] = *qat(s, i);
-        free(s->q);
-        s->q = q;
-        s->qcap = cap;
-        s->qhead = 0;
-    }
-    gw_qent_t *e = qat(s, s->qlen++);
-    e->m = m;
-    e->seq = seq;
-    s->qbytes += QCOST(m);
-}
-
-static void qpop(gw_session_t *s)
-{
-    gw_qent_t *e = qat(s, 0);
-    s->qbytes -= QCOST(e->m);
-    gw_msg_unref(e->m);
-    s->qhead = (s->qhead + 1) & (s->qcap - 1);
-    s->qlen--;
-}
-
-static void qclear(gw_session_t *s)
-{
-    while (s->qlen) qpop(s);
-    free(s->q);
-    s->q = NULL;
-    s->qcap = s->qhead = 0;
-}
-
-/* Keeps the entries for which keep[i] is set, in order. */
-static void qcompact(gw_session_t *s, const bool *keep)
-{
-    uint32_t w = 0, n = s->qlen;
-    for (uint32_t r = 0; r < n; r++) {
-        gw_qent_t e = *qat(s, r);
-        if (keep[r]) {
-            *qat(s, w++) = e;
-        } else {
-            s->qbytes -= QCOST(e.m);
-            gw_msg_unref(e.m);
-        }
-    }
-    s->qlen = w;
-}
-
-/* Drops the oldest data messages until the queue fits, never the newest entry. */
-static void overflow_drop(gw_session_t *s, size_t limit)
-{
-    while (s->qbytes > limit && s->qlen > 1 && qat(s, 0)->m->is_data) {
-        qpop(s);
-        gw_stats.dropped_drop++;
-    }
-    if (s->qbytes <= limit || s->qlen <= 1) return;
-
-    /* A control frame is at the head (rare): drop data messages behind it instead. */
-    bool *keep = gw_xmalloc(s->qlen * sizeof *keep);
-    size_t bytes = s->qbytes;
-    for (uint32_t i = 0; i < s->qlen; i++) {
-        gw_msg_t *m = qat(s, i)->m;
-        keep[i] = !(bytes > limit && m->is_data && i + 1 < s->qlen);
-        if (!keep[i]) {
-            bytes -= QCOST(m);
-            gw_stats.dropped_drop++;
-        }
-    }
-    qcompact(s, keep);
-    free(keep);
-}
-
-/* Keeps only the newest queued message of each channel. */
-static void overflow_conflate(gw_session_t *s, size_t limit)
-{
-    uint32_t n = s->qlen, tcap = 16;
-    while (tcap < n * 2) tcap *= 2;
-    gw_msg_t **seen = gw_xcalloc(tcap, sizeof *seen);
-    bool *keep = gw_xmalloc(n * sizeof *keep);
-
-    for (uint32_t i = n; i-- > 0;) {
-        gw_msg_t *m = qat(s, i)->m;
-        keep[i] = true;
-        if (!m->is_data) continue;
-        uint32_t slot = m->chan_hash & (tcap - 1);
-        for (; seen[slot]; slot = (slot + 1) & (tcap - 1)) {
-            gw_msg_t *o = seen[slot];
-            if (o->chan_hash == m->chan_hash && o->chan_len == m->chan_len &&
-                memcmp(o->chan, m->chan, m->chan_len) == 0) {
-                keep[i] = false;
-                gw_stats.dropped_conflate++;
-                break;
-            }
-        }
-        if (keep[i]) seen[slot] = m;
-    }
-    qcompact(s, keep);
-    free(keep);
-    free(seen);
-    /* Many distinct channels can still exceed the limit: fall back to dropping oldest. */
-    if (s->qbytes > limit) overflow_drop(s, limit);
-}
+static void session_close(gw_session_t *s, int code);
 
 void gw_session_send(gw_session_t *s, gw_msg_t *m)
 {
     uint64_t seq = ++s->seq;
     if (s->closing) return; /* its number is spent; the client is going away */
 
-    qpush(s, gw_msg_ref(m), seq);
-    size_t limit = (size_t)s->env->cfg->slow_queue_bytes;
-    if (s->qbytes > limit) {
-        switch (s->env->cfg->slow_policy) {
-        case GW_POLICY_CLOSE:
-            GW_LOG(GW_LOG_INFO, SUBSYS, "slow_consumer_close", "session=%s queued_bytes=%zu", s->id,
-                   s->qbytes);
-            gw_stats.slow_closes++;
-            qclear(s);
-            s->closing = true;
-            s->env->close(s, 1013, "slow consumer");
-            return;
-        case GW_POLICY_CONFLATE: overflow_conflate(s, limit); break;
-        default: overflow_drop(s, limit); break;
-        }
+    const gw_config_t *cfg = s->env->cfg;
+    size_t limit = (size_t)cfg->slow_queue_bytes;
+    gw_shed_count_t shed = {0, 0};
+    bool was_empty = gw_outq_frames(&s->q) == 0;
+    gw_outq_push(&s->q, m, seq, shed_policy(cfg->slow_policy), limit, &shed);
+    gw_stats.dropped_drop += shed.dropped;
+    gw_stats.dropped_conflate += shed.conflated;
+    if (gw_outq_bytes(&s->q) > limit) {
+        /* Dropping could not bring it back under: the close policy, or frames that are
+         * never dropped (replies) piling up for a client that does not read. */
+        GW_LOG(GW_LOG_INFO, SUBSYS, "slow_consumer_close", "session=%s queued_bytes=%zu", s->id,
+               gw_outq_bytes(&s->q));
+        gw_stats.slow_closes++;
+        gw_outq_clear(&s->q);
+        session_close(s, 1013);
+        return;
     }
-    if (s->qlen == 1) s->env->want_write(s);
+    if (was_empty) s->env->want_write(s);
+}
+
+size_t gw_session_queued(const gw_session_t *s)
+{
+    return gw_outq_frames(&s->q);
+}
+
+size_t gw_session_queued_bytes(const gw_session_t *s)
+{
+    return gw_outq_bytes(&s->q);
 }
 
 size_t gw_session_peek(gw_session_t *s, unsigned char *out, size_t cap, size_t *ends, size_t maxf,
                        size_t *need)
 {
-    size_t used = 0, n = 0;
-    *need = 0;
-    while (n < s->qlen && n < maxf) {
-        gw_qent_t *e = qat(s, (uint32_t)n);
-        size_t w = gw_msg_wire_len(e->m, e->seq);
-        if (w > cap - used) {
-            if (n == 0) *need = w;
-            break;
-        }
-        used += gw_msg_write_frame(e->m, e->seq, out + used);
-        ends[n++] = used;
-    }
-    return n;
+    return gw_outq_peek(&s->q, out, cap, ends, maxf, need);
+}
+
+static void record_lag(const gw_msg_t *m, void *ud)
+{
+    uint64_t now = *(const uint64_t *)ud;
+    if (m->rx_us && now >= m->rx_us) gw_stats_lag(now - m->rx_us);
 }
 
 void gw_session_consume(gw_session_t *s, size_t n)
 {
     uint64_t now = s->env->now_us ? s->env->now_us() : 0; /* one clock read per write */
     gw_stats.frames_sent += n;
-    while (n-- && s->qlen) {
-        uint64_t rx = qat(s, 0)->m->rx_us;
-        if (rx && now >= rx) gw_stats_lag(now - rx);
-        qpop(s);
-    }
+    gw_outq_consume(&s->q, n, record_lag, &now);
 }
 
 size_t gw_session_fill(gw_session_t *s, unsigned char *out, size_t cap, size_t *need)
@@ -467,7 +364,8 @@ static gw_msg_t *unsubscribed_frame(gw_session_t *s, const char *id, char *const
 
 static void do_unsubscribe(gw_session_t *s, gw_req_t *r)
 {
-    /* v1 echoes the request; legacy names only what was held (its contract). */
+    /* The reply names only what was held: its size is bounded by the subscriptions,
+     * not chosen by the request. */
     char **gone = gw_xcalloc(r->nchannels + 1, sizeof *gone);
     size_t *lens = gw_xcalloc(r->nchannels + 1, sizeof *lens), n = 0;
     for (size_t i = 0; i < r->nchannels; i++) {
@@ -477,10 +375,7 @@ static void do_unsubscribe(gw_session_t *s, gw_req_t *r)
         gone[n] = r->channels[i];
         lens[n++] = r->lens[i];
     }
-    if (is_legacy(s))
-        send_frame(s, unsubscribed_frame(s, r->id, gone, lens, n, NULL));
-    else
-        send_frame(s, unsubscribed_frame(s, r->id, r->channels, r->lens, r->nchannels, NULL));
+    send_frame(s, unsubscribed_frame(s, r->id, gone, lens, n, NULL));
     free(gone);
     free(lens);
 }
@@ -501,7 +396,7 @@ static const char *close_reason(int code)
 
 static void session_close(gw_session_t *s, int code)
 {
-    if (s->closing) return;
+    if (s->closing) return; /* the first reason stands: a drain never hides a 4401 or 1013 */
     /* The legacy gateway closed unauthenticated clients with 1008 (policy violation). */
     if (code == 4401 && is_legacy(s)) code = 1008;
     s->closing = true;
@@ -849,7 +744,7 @@ void gw_session_free(gw_session_t *s)
         gw_msg_unref(a->frame);
         free(a);
     }
-    qclear(s);
+    gw_outq_clear(&s->q);
     if (is_legacy(s)) gw_stats.conn_legacy--;
     free(s->subs);
     gw_buf_free(&s->rx);

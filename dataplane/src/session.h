@@ -22,6 +22,7 @@
 #include "config.h"
 #include "hub.h"
 #include "msg.h"
+#include "outq.h"
 #include "ratelimit.h"
 
 typedef struct gw_session gw_session_t;
@@ -44,11 +45,6 @@ typedef enum {
     GW_SESS_AUTHED,  /* authenticated by API key or JWT */
 } gw_sess_auth_t;
 
-typedef struct {
-    gw_msg_t *m;
-    uint64_t seq;
-} gw_qent_t;
-
 struct gw_ack; /* a "subscribed" reply waiting for Redis to confirm */
 
 struct gw_session {
@@ -61,9 +57,7 @@ struct gw_session {
     uint64_t seq;    /* last seq assigned */
     uint8_t dialect; /* gw_dialect_t: fixed by CLIENT_PROTOCOL or by the first frame */
 
-    gw_qent_t *q; /* ring buffer, allocated on first use */
-    uint32_t qcap, qhead, qlen;
-    size_t qbytes;
+    gw_outq_t q;
 
     gw_sub_t **subs;
     uint32_t nsubs, subscap, nwild;
@@ -108,8 +102,15 @@ void gw_session_reauthorize(gw_session_t *s);
 void gw_session_free(gw_session_t *s);
 
 /* Queues m (taking a reference) with the next seq and applies the slow-consumer policy.
- * Data messages (m->is_data) may be dropped or conflated; control frames never are. */
+ * Data messages (m->is_data) may be dropped or conflated; control frames never are.
+ * Every byte counts against SLOW_CLIENT_QUEUE_BYTES: a connection still over it once
+ * dropping cannot help (the close policy, or control frames a client does not read) is
+ * closed with 1013. */
 void gw_session_send(gw_session_t *s, gw_msg_t *m);
+
+/* Frames and charged bytes waiting for the socket. */
+size_t gw_session_queued(const gw_session_t *s);
+size_t gw_session_queued_bytes(const gw_session_t *s);
 
 /* Handles one complete client message. */
 void gw_session_on_message(gw_session_t *s, const char *buf, size_t len, bool binary);

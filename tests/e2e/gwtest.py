@@ -398,6 +398,10 @@ class WsClient:
                 continue
             if op == 8:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                try:  # answer it, as browsers do: the server then hangs up at once
+                    self.send_frame(8, payload[:2])
+                except OSError:
+                    pass
                 raise WsClosed(code, payload[2:].decode(errors="replace"))
             raise AssertionError("unexpected opcode %d" % op)
 

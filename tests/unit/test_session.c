@@ -72,6 +72,21 @@ static int64_t now_unix(void)
     return fake_unix;
 }
 
+/* The text of queued frame i (0: the oldest), read through the writer's own path;
+ * NUL-terminated in a static buffer, or NULL when fewer frames are queued. */
+static const char *peek_text(gw_session_t *s, size_t i)
+{
+    static unsigned char out[1 << 16];
+    static char text[1 << 16];
+    size_t ends[64], need, n = gw_session_peek(s, out, sizeof out, ends, 64, &need);
+    if (i >= n) return NULL;
+    size_t start = i ? ends[i - 1] : 0, h = out[start + 1] == 126 ? 4 : 2;
+    size_t len = ends[i] - start - h;
+    memcpy(text, out + start + h, len);
+    text[len] = '\0';
+    return text;
+}
+
 /* A started, anonymous session whose welcome frame is already written out. */
 static gw_session_t *new_session(uint64_t serial)
 {
@@ -183,7 +198,7 @@ static void test_seq_and_coalescing(void **state)
         assert_int_equal(seqs[i], i + 2);
         assert_int_equal(ids[i], i);
     }
-    assert_int_equal(s->qlen, 0);
+    assert_int_equal(gw_session_queued(s), 0);
     assert_int_equal(gw_stats.frames_sent, 5);
     gw_session_free(s);
 }
@@ -200,7 +215,7 @@ static void test_fill_needs_bigger_buffer(void **state)
     size_t want = need;
     unsigned char *big = malloc(want);
     assert_int_equal(gw_session_fill(s, big, want, &need), want);
-    assert_int_equal(s->qlen, 0);
+    assert_int_equal(gw_session_queued(s), 0);
     free(big);
     gw_session_free(s);
 }
@@ -210,7 +225,7 @@ static void test_drop_policy_keeps_newest_and_shows_gap(void **state)
     (void)state;
     gw_session_t *s = new_session(1);
     for (int i = 0; i < 200; i++) publish(s, "a", i);
-    assert_true(s->qbytes <= (size_t)cfg.slow_queue_bytes);
+    assert_true(gw_session_queued_bytes(s) <= (size_t)cfg.slow_queue_bytes);
     uint64_t seqs[256];
     int ids[256];
     char chans[256][32];
@@ -252,7 +267,7 @@ static void test_close_policy(void **state)
     assert_int_equal(fake.closes, 1);
     assert_int_equal(fake.close_code, 1013);
     assert_true(s->closing);
-    assert_int_equal(s->qlen, 0);
+    assert_int_equal(gw_session_queued(s), 0);
     assert_int_equal(gw_stats.slow_closes, 1);
     gw_session_free(s);
 }
@@ -295,19 +310,19 @@ static void test_ack_waits_for_redis(void **state)
     (void)state;
     gw_session_t *s = new_session(1);
     request(s, "{\"type\":\"subscribe\",\"channels\":[\"x\",\"y*\"],\"id\":\"c1\"}");
-    assert_int_equal(s->qlen, 0); /* Redis has not confirmed yet */
+    assert_int_equal(gw_session_queued(s), 0); /* Redis has not confirmed yet */
     assert_int_equal(s->nsubs, 2);
     assert_int_equal(s->nwild, 1);
     gw_hub_on_confirm(hub, true, false, "x", 1);
-    assert_int_equal(s->qlen, 0);
+    assert_int_equal(gw_session_queued(s), 0);
     gw_hub_on_confirm(hub, true, true, "y*", 2);
-    assert_int_equal(s->qlen, 1);
-    assert_non_null(strstr(s->q[s->qhead].m->data, "\"subscribed\""));
+    assert_int_equal(gw_session_queued(s), 1);
+    assert_non_null(strstr(peek_text(s, 0), "\"subscribed\""));
 
     /* Already active: the ack is immediate. */
     gw_session_t *t = new_session(2);
     request(t, "{\"type\":\"subscribe\",\"channels\":[\"x\"]}");
-    assert_int_equal(t->qlen, 1);
+    assert_int_equal(gw_session_queued(t), 1);
     gw_session_free(t);
     gw_session_free(s);
 }
@@ -338,10 +353,10 @@ static void test_fragments(void **state)
     const char *msg = "{\"type\":\"ping\",\"id\":\"f\"}";
     assert_int_equal(gw_session_on_fragment(s, msg, 5, true, false, false), 0);
     assert_int_equal(gw_session_on_fragment(s, msg + 5, 5, false, false, false), 0);
-    assert_int_equal(s->qlen, 0);
+    assert_int_equal(gw_session_queued(s), 0);
     assert_int_equal(gw_session_on_fragment(s, msg + 10, strlen(msg) - 10, false, true, false), 0);
-    assert_int_equal(s->qlen, 1);
-    assert_non_null(strstr(s->q[s->qhead].m->data, "pong"));
+    assert_int_equal(gw_session_queued(s), 1);
+    assert_non_null(strstr(peek_text(s, 0), "pong"));
 
     char big[600];
     memset(big, ' ', sizeof big);
@@ -353,8 +368,8 @@ static void test_fragments(void **state)
 static int count_code(gw_session_t *s, const char *needle)
 {
     int n = 0;
-    for (uint32_t i = 0; i < s->qlen; i++) {
-        const char *text = s->q[(s->qhead + i) & (s->qcap - 1)].m->data;
+    for (size_t i = 0; i < gw_session_queued(s); i++) {
+        const char *text = peek_text(s, i);
         if (getenv("DBG")) fprintf(stderr, "Q: %s\n", text);
         if (strstr(text, needle)) n++;
     }
@@ -405,7 +420,7 @@ static void test_require_auth_pending(void **state)
     cfg.auth_timeout_ms = 1000;
     gw_session_t *s = gw_session_new(&env, NULL, 1);
     gw_session_start(s, NULL, NULL);
-    assert_int_equal(s->qlen, 0); /* no welcome before authentication */
+    assert_int_equal(gw_session_queued(s), 0); /* no welcome before authentication */
     request(s, "{\"type\":\"subscribe\",\"channels\":[\"a\"]}");
     assert_int_equal(count_code(s, "\"auth_required\""), 1);
     assert_int_equal(fake.close_code, 4401);
@@ -443,7 +458,7 @@ static void test_api_key_in_band_and_expiry(void **state)
     gw_session_start(s, NULL, NULL);
     request(s, "{\"type\":\"auth\",\"api_key\":\"sesame-key\"}");
     assert_int_equal(count_code(s, "\"welcome\""), 1);
-    assert_int_equal(s->q[s->qhead].seq, 1); /* the welcome is seq 1 */
+    assert_non_null(strstr(peek_text(s, 0), "\"seq\":1}")); /* the welcome is seq 1 */
     assert_string_equal(s->key_id, "k1");
     fake_unix += 69;
     gw_session_tick(s);
@@ -543,7 +558,7 @@ static void test_legacy_without_credential_closes_1008(void **state)
     gw_session_t *s = gw_session_new(&env, NULL, 1);
     gw_session_start(s, NULL, NULL);
     assert_int_equal(fake.close_code, 1008);
-    assert_int_equal(s->qlen, 0); /* the legacy gateway said nothing before closing */
+    assert_int_equal(gw_session_queued(s), 0); /* the legacy gateway said nothing before closing */
     assert_int_equal(gw_stats.auth_failures[GW_AUTH_MISSING], 1);
     gw_session_free(s);
 
