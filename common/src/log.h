@@ -24,13 +24,18 @@ typedef enum {
 
 extern int gw_log_level; /* current threshold; lines above it are skipped */
 
+#define GW_LOG_BURST 20 /* lines per second per (subsystem, event) */
+
 /* Names of the levels and formats, indexed by value (NULL-terminated), for settings. */
 extern const char *const gw_log_level_names[];
 extern const char *const gw_log_format_names[];
 
 void gw_log_setup(gw_log_level_t level, gw_log_format_t format);
 
-/* Writes one line to stderr. `event` is a short identifier (no spaces). */
+/* Writes one line to stderr. `event` is a short identifier (no spaces). An event that
+ * repeats is written at most GW_LOG_BURST times per second (per subsystem and event);
+ * the first line after a quiet second says how many were suppressed (suppressed=N), so
+ * a flood of failures costs bounded log volume and CPU but is never invisible. */
 void gw_log_emit(gw_log_level_t level, const char *subsys, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -104,6 +104,12 @@ static const gw_opt_t options[] = {
      "10000", 1, 10000000, NULL, 0,
      "WebSocket connections per peer IP (beyond: HTTP 429); behind a proxy, every client "
      "has the proxy's IP"},
+    {"max-handshakes-per-ip", "MAX_HANDSHAKES_PER_IP", GW_OPT_INT, OFF(max_handshakes_per_ip), "32",
+     1, 100000, NULL, 0,
+     "sockets one address may hold before they upgrade (beyond: HTTP 429 and close); "
+     "TRUSTED_PROXIES are exempt"},
+    {"handshake-timeout-s", "HANDSHAKE_TIMEOUT_S", GW_OPT_INT, OFF(handshake_timeout_s), "3", 1, 60,
+     NULL, 0, "time a socket has to send its whole HTTP request before it is closed"},
     {"trusted-proxies", "TRUSTED_PROXIES", GW_OPT_STR, OFF(trusted_proxies), "", 0, 0, NULL, 0,
      "proxy addresses or networks (10.0.0.0/8) whose X-Forwarded-For names the client"},
     {"cors-allow-origins", "CORS_ALLOW_ORIGINS", GW_OPT_STR, OFF(cors_allow_origins), "*", 0, 0,

@@ -67,6 +67,8 @@ typedef struct {
     long client_rate_max_strikes;
     long max_connections;
     long max_connections_per_ip;
+    long max_handshakes_per_ip;
+    long handshake_timeout_s;
     char *trusted_proxies;
     char *stats_token;
     char *control_plane_url;

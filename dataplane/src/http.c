@@ -58,7 +58,8 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
     gw_buf_printf(
         b,
         ",\"uptime_s\":%llu,\"redis\":{\"connected\":%s,\"reconnects\":%llu},"
-        "\"connections\":{\"current\":%llu,\"total\":%llu,\"legacy\":%llu},"
+        "\"connections\":{\"current\":%llu,\"total\":%llu,\"legacy\":%llu,\"limit\":%llu},"
+        "\"sockets\":{\"open\":%llu,\"limit\":%llu},"
         "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
         "\"redis\":{\"exact\":%llu,\"pattern\":%llu}},"
         "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
@@ -69,7 +70,8 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000), up ? "true" : "false",
         (unsigned long long)gw_stats.redis_reconnects, (unsigned long long)gw_stats.conn_current,
         (unsigned long long)gw_stats.conn_total, (unsigned long long)gw_stats.conn_legacy,
-        (unsigned long long)gw_stats.client_subs_exact,
+        (unsigned long long)srv->ws_limit, (unsigned long long)srv->sockets,
+        (unsigned long long)srv->socket_limit, (unsigned long long)gw_stats.client_subs_exact,
         (unsigned long long)gw_stats.client_subs_pattern,
         (unsigned long long)gw_stats.redis_subs_exact,
         (unsigned long long)gw_stats.redis_subs_pattern,
@@ -95,7 +97,7 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         "}},\"acl\":{\"denied\":%llu,\"blocked_deliveries\":%llu},"
         "\"rate_limit\":{\"limited\":%llu,\"closes\":%llu},"
         "\"refused\":{\"max_connections\":%llu,\"per_ip\":%llu,\"origin\":%llu,"
-        "\"subprotocol\":%llu},"
+        "\"subprotocol\":%llu,\"sockets\":%llu,\"handshakes_per_ip\":%llu},"
         "\"stats_unauthorized\":%llu,",
         (unsigned long long)gw_stats.acl_denied,
         (unsigned long long)gw_stats.acl_blocked_deliveries,
@@ -103,6 +105,8 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         (unsigned long long)gw_stats.refused_max_conn, (unsigned long long)gw_stats.refused_per_ip,
         (unsigned long long)gw_stats.refused_origin,
         (unsigned long long)gw_stats.refused_subprotocol,
+        (unsigned long long)gw_stats.refused_sockets,
+        (unsigned long long)gw_stats.refused_handshakes,
         (unsigned long long)gw_stats.stats_unauthorized);
     render_legacy_stats(b, up);
     gw_buf_putc(b, '}');

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -113,19 +115,112 @@ static void session_close(gw_session_t *s, int code, const char *reason)
 /*------------------------------------------------------------------------------
  * WebSocket */
 
-static struct ipcount **ip_slot(gw_server_t *srv, const char *ip)
+static void ip_release(gw_server_t *srv, gw_ipent_t *e)
 {
-    struct ipcount **pp = &srv->ips[gw_hash(ip, strlen(ip)) & (srv->nips_buckets - 1)];
-    while (*pp && strcmp((*pp)->ip, ip)) pp = &(*pp)->next;
-    return pp;
+    if (!e) return;
+    e->conns--;
+    gw_ip_put(srv->ips, e);
 }
 
-static void ip_release(gw_server_t *srv, struct ipcount *c)
+/*------------------------------------------------------------------------------
+ * Sockets before the upgrade: what one address may hold, what the process can hold */
+
+/* Marks a wsi whose socket is counted but no longer pending (it upgraded). */
+static char upgraded_marker;
+
+static bool is_trusted_proxy(gw_server_t *srv, const char *ip)
 {
-    if (!c || --c->n) return;
-    struct ipcount **pp = ip_slot(srv, c->ip);
-    *pp = c->next;
-    free(c);
+    return srv->nproxies && gw_cidr_contains(srv->proxies, srv->nproxies, ip);
+}
+
+/* A refusal written on the socket itself before it is closed: nothing has been read
+ * from it, so this is all the client gets (no request is parsed for it). */
+static void refuse_socket(int fd, unsigned status, const char *title, const char *code)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\n"
+                     "content-length: %zu\r\nretry-after: 2\r\nconnection: close\r\n\r\n"
+                     "{\"error\":\"%s\"}\n",
+                     status, title, strlen(code) + 13, code);
+    (void)!send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void peer_of(int fd, char *ip, size_t len)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof sa;
+    snprintf(ip, len, "?");
+    if (getpeername(fd, (struct sockaddr *)&sa, &sl) != 0) return;
+    if (sa.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, (socklen_t)len);
+    else if (sa.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, ip, (socklen_t)len);
+}
+
+static void forget_pending(gw_server_t *srv, gw_ipent_t *e)
+{
+    e->pending--;
+    gw_ip_put(srv->ips, e);
+}
+
+/* Called by lws for each accepted socket, before anything is read from it. Refusing
+ * here closes it at once: sockets beyond the process's budget never pile up (no
+ * EMFILE, no accept loop spinning), and one address cannot hold more than
+ * MAX_HANDSHAKES_PER_IP sockets that have not upgraded (the header pool stays free for
+ * everybody else, /health included). A trusted proxy speaks for many clients and
+ * completes its requests at once: it is not held to the per-address cap. */
+static int net_accept(gw_server_t *srv, int fd)
+{
+    char ip[GW_IP_TEXT_MAX];
+    if (srv->accepting) { /* lws never adopted the previous one */
+        srv->sockets--;
+        forget_pending(srv, srv->accepting);
+        srv->accepting = NULL;
+    }
+    if (srv->sockets >= srv->socket_limit) {
+        gw_stats.refused_sockets++;
+        GW_LOG(GW_LOG_WARN, SUBSYS, "socket_limit", "open=%llu limit=%llu",
+               (unsigned long long)srv->sockets, (unsigned long long)srv->socket_limit);
+        refuse_socket(fd, 503, "Service Unavailable", "socket_limit");
+        return 1;
+    }
+    peer_of(fd, ip, sizeof ip);
+    gw_ipent_t *e = gw_ip_get(srv->ips, ip);
+    if (e->pending >= (uint32_t)srv->cfg->max_handshakes_per_ip && !is_trusted_proxy(srv, ip)) {
+        gw_stats.refused_handshakes++;
+        gw_ip_put(srv->ips, e);
+        refuse_socket(fd, 429, "Too Many Requests", "handshakes_per_ip");
+        return 1;
+    }
+    e->pending++;
+    srv->sockets++;
+    srv->accepting = e;
+    return 0;
+}
+
+static void net_instantiated(gw_server_t *srv, struct lws *wsi)
+{
+    lws_set_opaque_user_data(wsi, srv->accepting);
+    srv->accepting = NULL;
+}
+
+/* The socket upgraded: it no longer counts as a pending one for its address. */
+static void net_upgraded(gw_server_t *srv, struct lws *wsi)
+{
+    gw_ipent_t *e = lws_get_opaque_user_data(wsi);
+    if (!e || (void *)e == &upgraded_marker) return;
+    forget_pending(srv, e);
+    lws_set_opaque_user_data(wsi, &upgraded_marker);
+}
+
+static void net_destroyed(gw_server_t *srv, struct lws *wsi)
+{
+    void *e = lws_get_opaque_user_data(wsi);
+    if (!e) return;
+    srv->sockets--;
+    if (e != &upgraded_marker) forget_pending(srv, e);
+    lws_set_opaque_user_data(wsi, NULL);
 }
 
 static char *dup_credential(const char *s, size_t n)
@@ -235,14 +330,14 @@ static int ws_confirm_upgrade(gw_server_t *srv, struct lws *wsi)
     if (srv->cp_mode && !srv->config_ready) /* fail closed: no config, no clients */
         return refuse_upgrade(wsi, 503, "Service Unavailable", "not_configured",
                               "no configuration from the control plane yet", 2);
-    if (gw_stats.conn_current >= (uint64_t)srv->cfg->max_connections) {
+    if (gw_stats.conn_current >= srv->ws_limit) {
         gw_stats.refused_max_conn++;
         return refuse_upgrade(wsi, 503, "Service Unavailable", "max_connections",
                               "this node is full (MAX_CONNECTIONS)", 5);
     }
     client_ip(srv, wsi, ip, sizeof ip);
-    struct ipcount **slot = ip_slot(srv, ip);
-    if (*slot && (*slot)->n >= (uint32_t)srv->cfg->max_connections_per_ip) {
+    gw_ipent_t *e = gw_ip_find(srv->ips, ip);
+    if (e && e->conns >= (uint32_t)srv->cfg->max_connections_per_ip) {
         gw_stats.refused_per_ip++;
         return refuse_upgrade(wsi, 429, "Too Many Requests", "per_ip",
                               "too many connections from this address (MAX_CONNECTIONS_PER_IP)", 5);
@@ -269,13 +364,8 @@ static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
     char ip[48];
     if (!pss) return -1;
     client_ip(srv, wsi, ip, sizeof ip);
-    struct ipcount **slot = ip_slot(srv, ip);
-    if (!*slot) {
-        *slot = gw_xcalloc(1, sizeof **slot);
-        snprintf((*slot)->ip, sizeof(*slot)->ip, "%s", ip);
-    }
-    (*slot)->n++;
-    pss->ip = *slot;
+    pss->ip = gw_ip_get(srv->ips, ip);
+    pss->ip->conns++;
     take_credentials(wsi, pss);
     return 0;
 }
@@ -291,6 +381,7 @@ static void forget_credentials(pss_t *pss)
 
 static void ws_established(gw_server_t *srv, struct lws *wsi, pss_t *pss)
 {
+    net_upgraded(srv, wsi);
     gw_session_t *s = gw_session_new(&srv->env, wsi, ++srv->serial);
     pss->s = s;
     s->next = srv->sessions;
@@ -480,6 +571,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             pss->ip = NULL;
         }
         return 0;
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: return net_accept(srv, (int)(intptr_t)in);
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: net_instantiated(srv, wsi); return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (srv) net_destroyed(srv, wsi);
+        return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: return ws_confirm_upgrade(srv, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return ws_filter(srv, wsi, pss);
     case LWS_CALLBACK_ESTABLISHED: ws_established(srv, wsi, pss); return 0;
@@ -502,7 +598,13 @@ static void lws_log_emit(int level, const char *line)
            line);
 }
 
-static int fd_limit(void)
+/* Descriptors kept for everything but client sockets (Redis, the control plane's gRPC
+ * channel, the event loop, the listener, logs), and client sockets kept for HTTP when
+ * WebSocket connections are at their limit (probes and scrapes must still get in). */
+#define FD_RESERVE   64
+#define HTTP_RESERVE 16
+
+static uint64_t fd_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -510,7 +612,22 @@ static int fd_limit(void)
         setrlimit(RLIMIT_NOFILE, &rl); /* 5,000+ clients need more than the usual 1,024 */
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    return rl.rlim_cur > 200000 ? 200000 : (int)rl.rlim_cur;
+    return rl.rlim_cur > 200000 ? 200000 : (uint64_t)rl.rlim_cur;
+}
+
+/* The socket budget and the WebSocket limit the descriptor limit allows. */
+static void derive_limits(gw_server_t *srv, uint64_t fds)
+{
+    uint64_t max_ws = (uint64_t)srv->cfg->max_connections;
+    srv->socket_limit = fds > FD_RESERVE + HTTP_RESERVE + 1 ? fds - FD_RESERVE : HTTP_RESERVE + 1;
+    srv->ws_limit = srv->socket_limit - HTTP_RESERVE;
+    if (srv->ws_limit > max_ws) srv->ws_limit = max_ws;
+    if (srv->ws_limit < max_ws)
+        GW_LOG(GW_LOG_WARN, SUBSYS, "max_connections_lowered",
+               "max_connections=%llu setting=%ld nofile=%llu note=\"raise the descriptor "
+               "limit (ulimit -n) to allow more\"",
+               (unsigned long long)srv->ws_limit, srv->cfg->max_connections,
+               (unsigned long long)fds);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -549,8 +666,7 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     char bad[128];
     srv->nproxies = gw_cidr_parse_list(cfg->trusted_proxies, &srv->proxies, bad, sizeof bad);
     if (srv->nproxies < 0) srv->nproxies = 0; /* validated with the config already */
-    srv->nips_buckets = 1024;
-    srv->ips = gw_xcalloc(srv->nips_buckets, sizeof *srv->ips);
+    srv->ips = gw_iptable_new();
     if (cfg->stats_token[0])
         gw_sha256(cfg->stats_token, strlen(cfg->stats_token), srv->stats_token_hash);
     /* Validated with the config already. */
@@ -581,8 +697,12 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     info.user = srv;
     info.pcontext = &srv->ctx;
     info.retry_and_idle_policy = &srv->retry;
-    info.fd_limit_per_thread = (unsigned)fd_limit();
+    uint64_t fds = fd_limit();
+    derive_limits(srv, fds);
+    info.fd_limit_per_thread = (unsigned)fds;
     info.timeout_secs = 10;
+    /* A socket holding a header table must have sent its whole request by then. */
+    info.timeout_secs_ah_idle = (unsigned)cfg->handshake_timeout_s;
     /* Header tables (4 KiB each) are only needed during the handshake. lws allocates
      * one per connection by default, and after a connect storm the freed ones leave
      * holes that keep RSS high; a bounded pool is reused instead. Excess handshakes
@@ -679,12 +799,7 @@ void gw_server_free(gw_server_t *srv)
     gw_hub_free(srv->hub);
     gw_roles_unref(srv->env.roles);
     free(srv->owned_default_role);
-    for (size_t i = 0; srv->ips && i < srv->nips_buckets; i++)
-        for (struct ipcount *c = srv->ips[i], *next; c; c = next) {
-            next = c->next;
-            free(c);
-        }
-    free(srv->ips);
+    gw_iptable_free(srv->ips);
     free(srv->proxies);
     gw_origins_free(&srv->ws_origins);
     gw_origins_free(&srv->cors_origins);

@@ -14,6 +14,7 @@
 #include "cidr.h"
 #include "cplink.h"
 #include "hub.h"
+#include "iptable.h"
 #include "origin.h"
 #include "redis.h"
 #include "server.h"
@@ -43,10 +44,13 @@ struct gw_server {
     uv_timer_t drain_timer;
     uv_check_t flush_check; /* writes queued frames once per loop turn, after all I/O */
     uv_timer_t tick_timer;  /* auth timeouts and credential expiry */
-    struct ipcount **ips;   /* connections per client address */
+    gw_iptable_t *ips;      /* what each client address holds */
+    gw_ipent_t *accepting;  /* counted at accept, until lws instantiates its wsi */
+    uint64_t sockets;       /* accepted sockets open (WebSocket or not) */
+    uint64_t socket_limit;  /* from RLIMIT_NOFILE, with descriptors kept for the rest */
+    uint64_t ws_limit;      /* MAX_CONNECTIONS, lowered to leave sockets for HTTP */
     gw_cidr_t *proxies;     /* TRUSTED_PROXIES */
     int nproxies;
-    size_t nips_buckets;
     unsigned char stats_token_hash[32];
     gw_origins_t ws_origins;   /* ALLOWED_ORIGINS */
     gw_origins_t cors_origins; /* CORS_ALLOW_ORIGINS */
@@ -55,20 +59,13 @@ struct gw_server {
     lws_retry_bo_t retry;
 };
 
-/* Connections per client address, for MAX_CONNECTIONS_PER_IP. */
-struct ipcount {
-    struct ipcount *next;
-    uint32_t n;
-    char ip[48];
-};
-
 /* Per-connection data, allocated by lws for both HTTP and WebSocket roles. */
 typedef struct {
     gw_session_t *s;
     unsigned char *body; /* HTTP: LWS_PRE + body_len */
     size_t body_len;
-    struct ipcount *ip; /* WebSocket: counted in srv->ips */
-    char *token;        /* credentials of the upgrade request, until ESTABLISHED */
+    gw_ipent_t *ip; /* WebSocket: its connection, counted in srv->ips */
+    char *token;    /* credentials of the upgrade request, until ESTABLISHED */
     char *api_key;
 } pss_t;
 

@@ -41,6 +41,8 @@ typedef struct {
     uint64_t refused_max_conn;                /* upgrades refused: MAX_CONNECTIONS (503) */
     uint64_t refused_per_ip;                  /* upgrades refused: MAX_CONNECTIONS_PER_IP (429) */
     uint64_t refused_origin;                  /* upgrades refused: ALLOWED_ORIGINS (403) */
+    uint64_t refused_sockets;                 /* sockets refused: descriptor budget (503) */
+    uint64_t refused_handshakes;              /* sockets refused: MAX_HANDSHAKES_PER_IP (429) */
     uint64_t refused_subprotocol;             /* upgrades refused: unknown subprotocol (400) */
     uint64_t stats_unauthorized;              /* /health or /stats without STATS_TOKEN (401) */
     uint64_t revoked_closes;                  /* connections closed with 4403 */

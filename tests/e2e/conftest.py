@@ -16,8 +16,8 @@ def redis():
 def gateway_factory(redis):
     made = []
 
-    def make(env=None, args=None, redis_url=None):
-        g = Gateway(redis_url or redis.url, env=env, args=args)
+    def make(env=None, args=None, redis_url=None, nofile=None):
+        g = Gateway(redis_url or redis.url, env=env, args=args, nofile=nofile)
         made.append(g)
         return g
 

@@ -8,6 +8,7 @@ GW_TEST_CATLOG=1 (dump process logs on teardown).
 import base64
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -192,7 +193,8 @@ class Daemon:
             self.log_offset = len(self.logtext())
             self.log = open(self.logpath, "ab")
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log,
-                                         stderr=subprocess.STDOUT)
+                                         stderr=subprocess.STDOUT,
+                                         preexec_fn=getattr(self, "preexec", None))
             try:
                 wait_for(self._listening, 10, self.name + " to listen")
                 return
@@ -225,8 +227,10 @@ class Gateway(Daemon):
     name = "wsgw"
     logname = "wsgw.log"
 
-    def __init__(self, redis_url, env=None, args=None):
+    def __init__(self, redis_url, env=None, args=None, nofile=None):
         self.dir = tempfile.mkdtemp(prefix="gwtest-wsgw-")
+        if nofile:  # a descriptor limit for the process (soft and hard)
+            self.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.env = dict(os.environ)
         # Tests of routing and robustness run as admin without rate limits; the security
         # tests set these themselves.

@@ -1,6 +1,7 @@
 """Every bound is a bound, tested by attack: what an untrusted peer can make a node hold
 or compute is counted against a documented limit (docs/SECURITY.md), and every close is
 a clean close the client can read. One test per hole that was found."""
+import os
 import socket
 import threading
 import time
@@ -143,6 +144,87 @@ def test_connection_limits_answer_http_1_1_with_retry_after(gateway_factory):
     status, head = refusal(p, path="/nope")
     assert status == 404
     first.close()
+
+
+# --- 2. sockets before the upgrade -------------------------------------------------------
+
+def idle_sockets(port, n, source="127.0.0.2"):
+    socks = []
+    for i in range(n):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        if i % 2:
+            s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # half a request, never finished
+        socks.append(s)
+    return socks
+
+
+def timed(fn):
+    t0 = time.time()
+    fn()
+    return time.time() - t0
+
+
+def test_idle_sockets_from_one_address_do_not_stall_the_node(gateway_factory):
+    g = gateway_factory(env={"HANDSHAKE_TIMEOUT_S": "2"})
+    g.wait_ready()
+    socks = idle_sockets(g.port, 300)
+    try:
+        wait_for(lambda: g.stats()["refused"]["handshakes_per_ip"] == 300 - 32, 5,
+                 "all but MAX_HANDSHAKES_PER_IP refused")
+        # the readiness probe and new clients from elsewhere are served at once
+        assert timed(lambda: g.health()) < T(0.5)
+        assert timed(lambda: fresh(g)) < T(0.5)
+        # and what was kept is closed once it has had HANDSHAKE_TIMEOUT_S
+        wait_for(lambda: g.stats()["sockets"]["open"] <= 2, 6, "the idle sockets closed")
+        assert sum(1 for s in socks if s.recv(4096, socket.MSG_PEEK)[:12] == b"HTTP/1.1 429") \
+            == 300 - 32  # the refused were told why before the close
+    finally:
+        for s in socks:
+            s.close()
+
+
+# --- 20. out of descriptors ----------------------------------------------------------------
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_descriptor_limit_refuses_instead_of_spinning(gateway_factory):
+    g = gateway_factory(env=dict(ANON, MAX_HANDSHAKES_PER_IP="1000"), nofile=160)
+    g.wait_ready()
+    st = g.stats()
+    assert st["sockets"]["limit"] == 160 - 64 and st["connections"]["limit"] == 160 - 64 - 16
+    assert "max_connections_lowered" in g.logtext()
+    held, refused = [], 0
+    for i in range(200):
+        try:
+            held.append(g.ws())
+        except UpgradeRefused as e:
+            assert e.status == 503 and "HTTP/1.1 503" in str(e)
+            refused += 1
+        except OSError:
+            refused += 1  # refused at accept: the socket budget is spent
+    assert len(held) == 160 - 64 - 16 and refused == 200 - len(held)
+    # /health still answers: sockets are kept for HTTP when WebSockets are at their limit
+    assert g.health()[0] == 200
+    # a flood of connection attempts costs a bounded effort: no accept spin, no log flood
+    c0, log0 = cpu_seconds(g.proc.pid), len(g.logtext())
+    t0 = time.time()
+    while time.time() - t0 < 2:
+        try:
+            socket.create_connection(("127.0.0.1", g.port), timeout=1).close()
+        except OSError:
+            pass
+    assert cpu_seconds(g.proc.pid) - c0 < 1.0
+    assert len(g.logtext()) - log0 < 20000
+    for c in held:
+        c.close()
+    wait_for(lambda: g.stats()["connections"]["current"] == 0, 5, "connections closed")
+    fresh(g)  # and it recovers
 
 
 # --- 23. `close` closes: a non-reading client is gone within the close timeout -------------
