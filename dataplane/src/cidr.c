@@ -68,3 +68,27 @@ bool gw_cidr_contains(const gw_cidr_t *nets, int n, const char *ip)
     }
     return false;
 }
+
+int gw_xff_client(const char *xff, size_t len, const gw_cidr_t *trusted, int n, char *out,
+                  size_t outlen)
+{
+    const char *end = xff + len;
+    while (end > xff) {
+        const char *start = end;
+        while (start > xff && start[-1] != ',') start--;
+        const char *a = start, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t')) a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        char ip[64];
+        unsigned char bin[16];
+        size_t l = (size_t)(b - a);
+        if (l == 0 || l >= sizeof ip || l >= outlen) return -1;
+        memcpy(ip, a, l);
+        ip[l] = '\0';
+        if (inet_pton(AF_INET, ip, bin) != 1 && inet_pton(AF_INET6, ip, bin) != 1) return -1;
+        memcpy(out, ip, l + 1);
+        if (!gw_cidr_contains(trusted, n, ip)) return 0;
+        end = start > xff ? start - 1 : xff; /* a proxy: the client is further left */
+    }
+    return out[0] ? 0 : -1; /* only proxies: the leftmost one stands for the client */
+}

@@ -187,6 +187,22 @@ static int add_cors_headers(gw_server_t *srv, struct lws *wsi, bool preflight, u
     return 0;
 }
 
+/* Anything but GET and OPTIONS: answered at once, completely, and the connection
+ * closed. (Answering later would wait for a request body lws is still reading, and the
+ * reply would land after the next request's on a kept-alive connection.) */
+static int refuse_method(struct lws *wsi)
+{
+    static const char body[] = "{\"error\":\"method_not_allowed\"}\n";
+    unsigned char buf[LWS_PRE + 256];
+    int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 405 Method Not Allowed\r\nallow: GET, OPTIONS\r\n"
+                     "content-type: application/json\r\ncontent-length: %zu\r\n"
+                     "connection: close\r\n\r\n%s",
+                     sizeof body - 1, body);
+    lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return -1;
+}
+
 int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *path)
 {
     gw_buf_t body = GW_BUF_INIT;
@@ -196,6 +212,7 @@ int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *p
     const gw_asset_t *asset = gw_asset_find(path);
     /* A browser asks before it sends Authorization cross-origin; the answer needs none. */
     bool preflight = lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0;
+    if (!preflight && !lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) return refuse_method(wsi);
 
     if (preflight) {
         status = known ? 204 : 404;
@@ -204,9 +221,6 @@ int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *p
         gw_stats.stats_unauthorized++;
         status = 401;
         gw_buf_puts(&body, "{\"error\":\"unauthorized\"}");
-    } else if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
-        status = 405;
-        gw_buf_puts(&body, "{\"error\":\"method_not_allowed\"}");
     } else if (!strcmp(path, "/health")) {
         status = render_health(srv, &body);
     } else if (!strcmp(path, "/stats")) {
@@ -242,6 +256,7 @@ int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *p
         gw_buf_free(&body);
         return 1;
     }
+    free(pss->body); /* only one response is pending per connection; never lose one */
     pss->body = gw_xmalloc(LWS_PRE + body.len);
     if (body.len) memcpy(pss->body + LWS_PRE, body.data, body.len);
     pss->body_len = body.len;

@@ -252,24 +252,26 @@ static void take_credentials(struct lws *wsi, pss_t *pss)
     OPENSSL_cleanse(buf, sizeof buf);
 }
 
+static bool is_trusted_proxy(gw_server_t *srv, const char *ip);
+
 /* The client's address for per-IP limits: the peer, or, when the peer is one of
- * TRUSTED_PROXIES, the last address in its X-Forwarded-For (the one that proxy saw).
- * An untrusted peer's X-Forwarded-For is ignored: anyone can send one. */
-static void client_ip(gw_server_t *srv, struct lws *wsi, char *ip, size_t len)
+ * TRUSTED_PROXIES, the client its X-Forwarded-For names (gw_xff_client). An untrusted
+ * peer's X-Forwarded-For is ignored: anyone can send one. Returns false when a trusted
+ * proxy's header cannot be read (oversized or not addresses): counting that request as
+ * the proxy's own would make every client behind it share one budget. */
+static bool client_ip(gw_server_t *srv, struct lws *wsi, char *ip, size_t len)
 {
-    char xff[512];
+    char xff[1024];
     if (!lws_get_peer_simple(wsi, ip, len)) snprintf(ip, len, "?");
-    if (!srv->nproxies || !gw_cidr_contains(srv->proxies, srv->nproxies, ip) ||
-        lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR) <= 0)
-        return;
-    char *last = strrchr(xff, ',');
-    last = last ? last + 1 : xff;
-    while (*last == ' ') last++;
-    last[strcspn(last, " ")] = '\0';
-    unsigned char addr[16];
-    size_t alen = strlen(last);
-    if (alen < len && (inet_pton(AF_INET, last, addr) == 1 || inet_pton(AF_INET6, last, addr) == 1))
-        memcpy(ip, last, alen + 1);
+    if (!is_trusted_proxy(srv, ip) || lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) <= 0)
+        return true;
+    int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
+    char client[GW_IP_TEXT_MAX] = "";
+    if (n <= 0 ||
+        gw_xff_client(xff, (size_t)n, srv->proxies, srv->nproxies, client, sizeof client) < 0)
+        return false;
+    snprintf(ip, len, "%s", client);
+    return true;
 }
 
 /* Whether Sec-WebSocket-Protocol, when sent, offers the one protocol lws knows here. */
@@ -335,7 +337,11 @@ static int ws_confirm_upgrade(gw_server_t *srv, struct lws *wsi)
         return refuse_upgrade(wsi, 503, "Service Unavailable", "max_connections",
                               "this node is full (MAX_CONNECTIONS)", 5);
     }
-    client_ip(srv, wsi, ip, sizeof ip);
+    if (!client_ip(srv, wsi, ip, sizeof ip))
+        return refuse_upgrade(wsi, 400, "Bad Request", "bad_forwarded_for",
+                              "X-Forwarded-For from a trusted proxy does not name a client "
+                              "address",
+                              0);
     gw_ipent_t *e = gw_ip_find(srv->ips, ip);
     if (e && e->conns >= (uint32_t)srv->cfg->max_connections_per_ip) {
         gw_stats.refused_per_ip++;
@@ -362,8 +368,7 @@ static int ws_confirm_upgrade(gw_server_t *srv, struct lws *wsi)
 static int ws_filter(gw_server_t *srv, struct lws *wsi, pss_t *pss)
 {
     char ip[48];
-    if (!pss) return -1;
-    client_ip(srv, wsi, ip, sizeof ip);
+    if (!pss || !client_ip(srv, wsi, ip, sizeof ip)) return -1; /* refused at confirmation */
     pss->ip = gw_ip_get(srv->ips, ip);
     pss->ip->conns++;
     take_credentials(wsi, pss);

@@ -211,16 +211,22 @@ def test_descriptor_limit_refuses_instead_of_spinning(gateway_factory):
     assert len(held) == 160 - 64 - 16 and refused == 200 - len(held)
     # /health still answers: sockets are kept for HTTP when WebSockets are at their limit
     assert g.health()[0] == 200
-    # a flood of connection attempts costs a bounded effort: no accept spin, no log flood
-    c0, log0 = cpu_seconds(g.proc.pid), len(g.logtext())
+    # a flood of connection attempts costs a bounded effort per attempt, no log flood,
+    # and nothing keeps burning once it is over (EMFILE used to make accept spin)
+    c0, log0, attempts = cpu_seconds(g.proc.pid), len(g.logtext()), 0
     t0 = time.time()
-    while time.time() - t0 < 2:
+    while time.time() - t0 < 1:
         try:
             socket.create_connection(("127.0.0.1", g.port), timeout=1).close()
         except OSError:
             pass
-    assert cpu_seconds(g.proc.pid) - c0 < 1.0
+        attempts += 1
+    assert (cpu_seconds(g.proc.pid) - c0) / attempts < T(0.0005)
     assert len(g.logtext()) - log0 < 20000
+    time.sleep(0.2)
+    c1 = cpu_seconds(g.proc.pid)
+    time.sleep(1)
+    assert cpu_seconds(g.proc.pid) - c1 < T(0.2)
     for c in held:
         c.close()
     wait_for(lambda: g.stats()["connections"]["current"] == 0, 5, "connections closed")
@@ -242,3 +248,128 @@ def test_close_policy_drops_a_client_that_never_reads(gateway_factory, redis):
     assert g.stats()["slow_consumers"]["closed"] == 1
     # not kept until keepalive (60 s here) reaps it: the close send timeout ends it
     wait_for(lambda: g.stats()["connections"]["current"] == 0, 8, "the slow client dropped")
+
+
+# --- 6. HTTP: every request gets its own whole answer ---------------------------------------
+
+def http_exchange(port, raw, timeout=3):
+    s = socket.create_connection(("127.0.0.1", port), timeout=T(timeout))
+    s.sendall(raw)
+    data = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    except socket.timeout:
+        pass
+    s.close()
+    return data
+
+
+def responses(data):
+    """Splits a byte stream into (status, headers, body) by Content-Length."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        assert sep, "a truncated response: %r" % data[:200]
+        lines = head.split(b"\r\n")
+        assert lines[0].startswith(b"HTTP/1.1 "), lines[0]
+        hdrs = dict(l.split(b": ", 1) for l in lines[1:])
+        n = int(hdrs.get(b"content-length", b"0"))
+        assert len(rest) >= n, "a body shorter than its Content-Length"
+        out.append((int(lines[0].split()[1]), hdrs, rest[:n]))
+        data = rest[n:]
+    return out
+
+
+def test_non_get_requests_are_answered_whole_and_closed(gw):
+    for method in (b"POST", b"PUT", b"DELETE", b"HEAD", b"PATCH"):
+        raw = (method + b" /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+               b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = responses(http_exchange(gw.port, raw))
+        assert [r[0] for r in got] == [405], (method, got)
+        assert got[0][2] == b'{"error":"method_not_allowed"}\n'
+        assert got[0][1][b"allow"] == b"GET, OPTIONS"
+    # kept-alive GETs after GETs still work, each with its own body
+    got = responses(http_exchange(gw.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 3))
+    assert [r[0] for r in got] == [200] * 3 and all(b'"status"' in r[2] for r in got)
+
+
+def test_http_fuzz(gw):
+    """Random requests (methods, paths, headers, pipelining, garbage, split sends) from a
+    fixed seed: every reply is well formed or the connection is closed, the node stays up
+    (ASan watches it in the sanitizer run), and answers normally after."""
+    import random
+    rnd = random.Random(1234)
+    methods = [b"GET", b"POST", b"OPTIONS", b"HEAD", b"PUT", b"BREW", b"", b"G\x00T", b"get"]
+    paths = [b"/health", b"/stats", b"/metrics", b"/ws", b"/", b"/dashboard", b"/x" * 300,
+             b"/health?x=" + b"%" * 50, b"*", b"http://h/health", b"/../../etc/passwd", b"/\xff"]
+    headers = [b"Host: x", b"Origin: https://a", b"Upgrade: websocket", b"Connection: Upgrade",
+               b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==", b"Sec-WebSocket-Version: 13",
+               b"Content-Length: 3", b"Content-Length: -1", b"Transfer-Encoding: chunked",
+               b"Authorization: Bearer " + b"x" * 600, b"X-Forwarded-For: 1.2.3.4",
+               b"Sec-WebSocket-Protocol: a, b", b"Cookie: " + b"c" * 3000, b": empty",
+               b"NoColon", b"Expect: 100-continue"]
+    import select
+    for batch in range(10):  # 30 connections at a time, read together
+        conns = []
+        for i in range(30):
+            lines = [rnd.choice(methods) + b" " + rnd.choice(paths) + b" " +
+                     rnd.choice([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/9.9", b""])]
+            lines += rnd.sample(headers, rnd.randint(0, 6))
+            raw = b"\r\n".join(lines) + b"\r\n\r\n" + rnd.choice([b"", b"abc", b"0\r\n\r\n"])
+            if rnd.random() < 0.2:
+                raw = bytes(b ^ (rnd.random() < 0.05) * rnd.randint(1, 255) for b in raw)
+            if rnd.random() < 0.3:
+                raw += raw  # pipelined
+            s = socket.create_connection(("127.0.0.1", gw.port), timeout=T(3))
+            try:
+                for k in range(0, len(raw), rnd.choice([len(raw) or 1, 7, 100])):
+                    s.sendall(raw[k:k + 100])
+                if rnd.random() < 0.8:
+                    s.shutdown(socket.SHUT_WR)  # and done
+            except OSError:
+                pass
+            conns.append([s, b"", raw])
+        deadline = time.time() + T(1)
+        while conns and time.time() < deadline:
+            r, _, _ = select.select([c[0] for c in conns], [], [], 0.1)
+            for c in [c for c in conns if c[0] in r]:
+                try:
+                    d = c[0].recv(65536)
+                except OSError:
+                    d = b""
+                if d:
+                    c[1] += d
+                    continue
+                if c[1].startswith(b"HTTP/"):
+                    assert c[1].split(b"\r\n", 1)[0].split()[1].isdigit(), c[1][:100]
+                c[0].close()
+                conns.remove(c)
+        for c in conns:
+            c[0].close()
+        assert gw.proc.poll() is None, "the node died in batch %d" % batch
+    # (from this address, /health waits until the fuzz's sockets are gone: 32 at most)
+    wait_for(lambda: gw.health()[0] == 200, 5, "the node to answer normally")
+
+
+# --- 17 (data plane). X-Forwarded-For from a trusted proxy ---------------------------------
+
+def test_forwarded_for_is_parsed_strictly(gateway_factory):
+    g = gateway_factory(env={"TRUSTED_PROXIES": "127.0.0.1, 10.9.0.0/16",
+                             "MAX_CONNECTIONS_PER_IP": "1"})
+    g.wait_ready()
+    xff = lambda v: {"X-Forwarded-For": v}  # noqa: E731
+    # the rightmost address that is not a trusted proxy is the client; what the client
+    # wrote to the left of it is not read (forged, padded, garbage)
+    a = fresh(g, headers=xff("forged, garbage!!, 1.1.1.1 ,  10.9.1.1"))
+    b = fresh(g, headers=xff("2.2.2.2"))
+    status, _ = refusal(g, headers=xff("x" * 500 + ", 1.1.1.1"))  # still 1.1.1.1: over
+    assert status == 429
+    for bad in ("not-an-address", "1.1.1.1, 10.9.1.1/8", "1.1.1.1, ", "x" * 3000 + ", 1.1.1.1"):
+        status, head = refusal(g, headers=xff(bad))
+        assert status == 400, bad  # not silently counted as the proxy's own address
+    a.close()
+    b.close()
