@@ -158,12 +158,34 @@ static int parse_role(json_t *o, size_t idx, gw_role_t *r, char *err, size_t err
     return 0;
 }
 
+/* Direct-mapped: a slot per hash, the newest verdict wins it. Bounded by construction,
+ * O(1) per lookup; an attacker sending fresh patterns only evicts, each at full cost
+ * (which the budget bounds and the rate limiter charges for). */
+typedef struct {
+    char *pattern; /* NULL: empty */
+    uint32_t hash, len;
+    bool allowed;
+} verdict_t;
+
+struct gw_verdicts {
+    uint32_t n; /* slots, a power of two */
+    verdict_t slot[];
+};
+
+static void verdicts_free(struct gw_verdicts *v)
+{
+    if (!v) return;
+    for (uint32_t i = 0; i < v->n; i++) free(v->slot[i].pattern);
+    free(v);
+}
+
 static void role_free(gw_role_t *r)
 {
     free(r->name);
     free_strv(r->allow, r->nallow);
     free_strv(r->deny, r->ndeny);
-    if (r->acl) free(r->acl);
+    if (r->acl) verdicts_free(r->acl->cache);
+    free(r->acl);
 }
 
 gw_roles_t *gw_roles_parse(const char *text, size_t len, char *err, size_t errlen)
@@ -300,6 +322,7 @@ void gw_acl_unref(gw_acl_t *acl)
     if (!acl || !acl->roles) return; /* a role's own ACL lives with its table */
     if (--acl->refcnt) return;
     free_strv(acl->narrow, acl->nnarrow);
+    verdicts_free(acl->cache);
     gw_roles_unref(acl->roles);
     free(acl);
 }
@@ -319,19 +342,44 @@ bool gw_acl_allows_channel(const gw_acl_t *acl, const char *chan, size_t len)
     return !acl->narrow || any_match(acl->narrow, acl->nnarrow, chan, len);
 }
 
-static bool contained_in_one(char *const *pats, size_t n, const char *p, size_t len)
+static bool contained_in_one(gw_glob_budget_t *bud, char *const *pats, size_t n, const char *p,
+                             size_t len)
 {
     for (size_t i = 0; i < n; i++)
-        if (gw_glob_contains(pats[i], strlen(pats[i]), p, len) == 1) return true;
+        if (gw_glob_contains_in(bud, pats[i], strlen(pats[i]), p, len) == 1) return true;
     return false;
 }
 
-bool gw_acl_allows(const gw_acl_t *acl, const char *name, size_t len)
+/* "Cannot tell" (a malformed pattern, or the budget spent) is a denial. */
+static bool check_pattern(const gw_acl_t *acl, const char *name, size_t len)
+{
+    gw_glob_budget_t bud = {GW_GLOB_BUDGET};
+    const gw_role_t *r = acl->role;
+    if (!contained_in_one(&bud, r->allow, r->nallow, name, len)) return false;
+    for (size_t i = 0; i < r->ndeny; i++)
+        if (gw_glob_intersects_in(&bud, r->deny[i], strlen(r->deny[i]), name, len) != 0)
+            return false;
+    return !acl->narrow || contained_in_one(&bud, acl->narrow, acl->nnarrow, name, len);
+}
+
+bool gw_acl_allows(gw_acl_t *acl, const char *name, size_t len)
 {
     if (!gw_glob_is_pattern(name, len)) return gw_acl_allows_channel(acl, name, len);
-    const gw_role_t *r = acl->role;
-    if (!contained_in_one(r->allow, r->nallow, name, len)) return false;
-    for (size_t i = 0; i < r->ndeny; i++)
-        if (gw_glob_intersects(r->deny[i], strlen(r->deny[i]), name, len) != 0) return false;
-    return !acl->narrow || contained_in_one(acl->narrow, acl->nnarrow, name, len);
+    if (!acl->cache) {
+        uint32_t n = acl->narrow ? GW_ACL_CACHE_NARROW : GW_ACL_CACHE;
+        acl->cache = gw_xcalloc(1, sizeof *acl->cache + n * sizeof acl->cache->slot[0]);
+        acl->cache->n = n;
+    }
+    uint32_t h = gw_hash(name, len);
+    struct gw_verdicts *v = acl->cache;
+    verdict_t *e = &v->slot[h & (v->n - 1)];
+    if (e->pattern && e->hash == h && e->len == len && !memcmp(e->pattern, name, len))
+        return e->allowed;
+    bool ok = check_pattern(acl, name, len);
+    free(e->pattern);
+    e->pattern = gw_xstrndup(name, len);
+    e->hash = h;
+    e->len = (uint32_t)len;
+    e->allowed = ok;
+    return ok;
 }

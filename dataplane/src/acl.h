@@ -42,12 +42,15 @@ struct gw_roles {
     size_t n;
 };
 
+struct gw_verdicts; /* a cache of pattern checks (acl.c) */
+
 struct gw_acl {
     uint32_t refcnt;
     gw_roles_t *roles; /* kept alive by a narrowed ACL; NULL for a role's own ACL */
     const gw_role_t *role;
     char **narrow; /* patterns of a token's channels claim, or NULL */
     size_t nnarrow;
+    struct gw_verdicts *cache; /* pattern -> verdict; an ACL never changes, nor do they */
 };
 
 /* The built-in roles: user reads market:tick, market:tick:*, engine:signal,
@@ -87,8 +90,14 @@ gw_acl_t *gw_acl_narrow(gw_roles_t *roles, const gw_role_t *role, char *const *c
 gw_acl_t *gw_acl_ref(gw_acl_t *acl);
 void gw_acl_unref(gw_acl_t *acl);
 
-/* Subscription check for a channel or pattern. */
-bool gw_acl_allows(const gw_acl_t *acl, const char *name, size_t len);
+/* Subscription check for a channel or pattern. A pattern check is bounded in work
+ * (GW_GLOB_BUDGET for the whole check: every allow, deny and claim pattern); one that
+ * cannot be decided within it is denied. Verdicts on patterns are cached per ACL
+ * (GW_ACL_CACHE entries for a role's ACL, shared by its sessions; fewer for a narrowed
+ * one), so a pattern repeated costs a lookup. */
+#define GW_ACL_CACHE        256
+#define GW_ACL_CACHE_NARROW 16
+bool gw_acl_allows(gw_acl_t *acl, const char *name, size_t len);
 
 /* Delivery check for one concrete channel (defence in depth). */
 bool gw_acl_allows_channel(const gw_acl_t *acl, const char *chan, size_t len);

@@ -50,6 +50,10 @@ static const gw_opt_t options[] = {
     {"max-channels-per-request", "MAX_CHANNELS_PER_REQUEST", GW_OPT_INT,
      OFF(max_channels_per_request), "100", 1, 10000, NULL, 0,
      "channels one subscribe or unsubscribe frame may name"},
+    {"max-redis-patterns", "MAX_REDIS_PATTERNS", GW_OPT_INT, OFF(max_redis_patterns), "64", 1,
+     100000, NULL, 0,
+     "distinct patterns this node subscribes to on Redis, all clients together (each one "
+     "slows every PUBLISH on that Redis; beyond: limit_patterns)"},
     {"slow-client-queue-bytes", "SLOW_CLIENT_QUEUE_BYTES", GW_OPT_INT, OFF(slow_queue_bytes),
      "1048576", 4096, 1073741824, NULL, 0, "outbound queue limit per connection, in bytes"},
     {"slow-client-policy", "SLOW_CLIENT_POLICY", GW_OPT_ENUM, OFF(slow_policy), "drop", 0, 0,

@@ -41,6 +41,7 @@ typedef struct {
     long max_channels;
     long max_wildcards;
     long max_channels_per_request;
+    long max_redis_patterns;
     long slow_queue_bytes;
     int slow_policy; /* gw_policy_t */
     long max_frame_bytes;

@@ -135,7 +135,7 @@ bool gw_glob_match(const char *p, size_t plen, const char *s, size_t slen)
 
 #define NPOS         (GW_GLOB_ALGEBRA_MAX + 1)
 #define WORDS        ((NPOS + 63) / 64)
-#define STATE_BUDGET 4096 /* a hostile pattern costs at most ~0.2 ms, then it is denied */
+#define STATE_BUDGET 4096 /* bounds the memory of a check; GW_GLOB_BUDGET bounds its time */
 
 typedef struct {
     bool star;
@@ -239,48 +239,83 @@ static bool any_of(const uint64_t *s, const uint64_t *mask)
     return false;
 }
 
-static void closure(const gprog_t *g, uint64_t *s)
+/* Both walk only the positions in the set (a few, usually, however long the pattern),
+ * in increasing order, and count them as work. */
+static void closure(const gprog_t *g, uint64_t *s, long *work)
 {
-    for (size_t i = 0; i < g->n; i++)
-        if (g->tok[i].star && set_has(s, (unsigned)i)) set_add(s, (unsigned)i + 1);
+    for (unsigned w = 0; w < WORDS; w++) {
+        uint64_t seen = 0, bits;
+        while ((bits = s[w] & ~seen)) { /* a star adds the next position, maybe this word */
+            unsigned b = (unsigned)__builtin_ctzll(bits), i = w * 64 + b;
+            seen |= 1ull << b;
+            (*work)++;
+            if (i < g->n && g->tok[i].star) set_add(s, i + 1);
+        }
+    }
 }
 
-static bool step(const gprog_t *g, const uint64_t *s, unsigned c, uint64_t *out)
+static bool step(const gprog_t *g, const uint64_t *s, unsigned c, uint64_t *out, long *work)
 {
     bool any = false;
     memset(out, 0, WORDS * sizeof *out);
-    for (size_t i = 0; i < g->n; i++) {
-        if (!set_has(s, (unsigned)i)) continue;
-        if (g->tok[i].star)
-            set_add(out, (unsigned)i);
-        else if (set_has(g->tok[i].set, c))
-            set_add(out, (unsigned)i + 1);
-        else
-            continue;
-        any = true;
+    *work += WORDS;
+    for (unsigned w = 0; w < WORDS; w++) {
+        for (uint64_t bits = s[w]; bits; bits &= bits - 1) {
+            unsigned i = w * 64 + (unsigned)__builtin_ctzll(bits);
+            (*work)++;
+            if (i >= g->n) continue; /* the accepting end consumes nothing */
+            if (g->tok[i].star)
+                set_add(out, i);
+            else if (set_has(g->tok[i].set, c))
+                set_add(out, i + 1);
+            else
+                continue;
+            any = true;
+        }
     }
-    closure(g, out);
+    closure(g, out, work);
     return any;
 }
 
+/* Marks in sig[c] the tokens of g (numbered from k) that accept byte c, walking each
+ * token's set bits: a literal costs one, only classes cost up to 256. Returns the work. */
+static long mark_tokens(const gprog_t *g, size_t k,
+                        uint64_t (*sig)[(2 * GW_GLOB_ALGEBRA_MAX + 63) / 64])
+{
+    long work = 0;
+    for (size_t i = 0; i < g->n; i++, k++) {
+        if (g->tok[i].star) continue;
+        for (unsigned w = 0; w < 4; w++)
+            for (uint64_t bits = g->tok[i].set[w]; bits; bits &= bits - 1, work++) {
+                unsigned c = w * 64 + (unsigned)__builtin_ctzll(bits);
+                sig[c][k >> 6] |= 1ull << (k & 63);
+            }
+    }
+    return work;
+}
+
 /* One representative byte per class of bytes that no token of either program tells
- * apart. Returns the number of representatives. */
-static int byte_classes(const gprog_t *x, const gprog_t *y, unsigned char *reps)
+ * apart. Returns the number of representatives; *work gets what it cost. Signatures
+ * are hashed, so this is linear whatever the number of classes. */
+static int byte_classes(const gprog_t *x, const gprog_t *y, unsigned char *reps, long *work)
 {
     uint64_t sig[256][(2 * GW_GLOB_ALGEBRA_MAX + 63) / 64];
+    int16_t slot[512]; /* open addressing over byte values; -1: empty */
     int nreps = 0;
     size_t words = (x->n + y->n + 63) / 64; /* at most the row: 2 * 256 tokens */
-    memset(sig, 0, sizeof sig);
+    for (unsigned c = 0; c < 256; c++) memset(sig[c], 0, words * sizeof(uint64_t));
+    memset(slot, 0xff, sizeof slot);
+    *work += mark_tokens(x, 0, sig) + mark_tokens(y, x->n, sig) + 256 * (long)words;
     for (unsigned c = 0; c < 256; c++) {
-        size_t k = 0;
-        for (size_t i = 0; i < x->n; i++, k++)
-            if (!x->tok[i].star && set_has(x->tok[i].set, c)) sig[c][k >> 6] |= 1ull << (k & 63);
-        for (size_t i = 0; i < y->n; i++, k++)
-            if (!y->tok[i].star && set_has(y->tok[i].set, c)) sig[c][k >> 6] |= 1ull << (k & 63);
-        bool seen = false;
-        for (int r = 0; r < nreps && !seen; r++)
-            seen = !memcmp(sig[reps[r]], sig[c], words * sizeof(uint64_t));
-        if (!seen) reps[nreps++] = (unsigned char)c;
+        uint64_t h = 0x9e3779b97f4a7c15ull;
+        for (size_t w = 0; w < words; w++) h = (h ^ sig[c][w]) * 0x100000001b3ull;
+        unsigned j = (unsigned)(h ^ h >> 29) & 511;
+        while (slot[j] >= 0 && memcmp(sig[slot[j]], sig[c], words * sizeof(uint64_t)))
+            j = (j + 1) & 511;
+        if (slot[j] < 0) {
+            slot[j] = (int16_t)c;
+            reps[nreps++] = (unsigned char)c;
+        }
     }
     return nreps;
 }
@@ -299,10 +334,13 @@ static uint32_t pair_hash(const gpair_t *p)
     return (uint32_t)(h ^ h >> 32);
 }
 
-static int explore(const gprog_t *a, const gprog_t *b, query_t q)
+static int explore(const gprog_t *a, const gprog_t *b, query_t q, gw_glob_budget_t *bud)
 {
     unsigned char reps[256];
-    int nreps = byte_classes(a, b, reps);
+    long work = (long)(a->n + b->n); /* compiling them */
+    int nreps = byte_classes(a, b, reps, &work);
+    if ((bud->left -= work) < 0) return -1;
+    work = 0;
     size_t cap = 1024, head = 0, len = 0, hcap = 4096;
     gpair_t *queue = malloc(cap * sizeof *queue);
     uint32_t *hash = calloc(hcap, sizeof *hash); /* 1-based indexes into queue */
@@ -313,8 +351,8 @@ static int explore(const gprog_t *a, const gprog_t *b, query_t q)
     memset(&start, 0, sizeof start);
     set_add(start.a, 0);
     set_add(start.b, 0);
-    closure(a, start.a);
-    closure(b, start.b);
+    closure(a, start.a, &work);
+    closure(b, start.b, &work);
     queue[len++] = start;
 
     while (head < len) {
@@ -345,10 +383,13 @@ static int explore(const gprog_t *a, const gprog_t *b, query_t q)
             result = 1;
             goto Exit;
         }
+        bud->left -= work;
+        work = 0;
+        if (bud->left < 0) goto Budget;
         for (int r = 0; r < nreps; r++) {
             gpair_t nx;
-            bool live_a = step(a, cur.a, reps[r], nx.a);
-            if (!step(b, cur.b, reps[r], nx.b)) continue; /* b is dead: nothing to find */
+            bool live_a = step(a, cur.a, reps[r], nx.a, &work);
+            if (!step(b, cur.b, reps[r], nx.b, &work)) continue; /* b is dead: nothing to find */
             if (q == Q_INTERSECTS && !live_a) continue;
             uint32_t h = pair_hash(&nx);
             size_t slot = h & (hcap - 1);
@@ -391,22 +432,39 @@ Exit:
     return result;
 }
 
-static int algebra(const char *a, size_t alen, const char *b, size_t blen, query_t q)
+static int algebra(const char *a, size_t alen, const char *b, size_t blen, query_t q,
+                   gw_glob_budget_t *bud)
 {
+    if (bud->left <= 0) return -1;
     gprog_t *ga = malloc(sizeof *ga), *gb = malloc(sizeof *gb);
     int rc = -1;
-    if (ga && gb && compile(a, alen, ga) == 0 && compile(b, blen, gb) == 0) rc = explore(ga, gb, q);
+    if (ga && gb && compile(a, alen, ga) == 0 && compile(b, blen, gb) == 0)
+        rc = explore(ga, gb, q, bud);
     free(ga);
     free(gb);
     return rc;
 }
 
+int gw_glob_contains_in(gw_glob_budget_t *bud, const char *a, size_t alen, const char *b,
+                        size_t blen)
+{
+    return algebra(a, alen, b, blen, Q_CONTAINS, bud);
+}
+
+int gw_glob_intersects_in(gw_glob_budget_t *bud, const char *a, size_t alen, const char *b,
+                          size_t blen)
+{
+    return algebra(a, alen, b, blen, Q_INTERSECTS, bud);
+}
+
 int gw_glob_contains(const char *a, size_t alen, const char *b, size_t blen)
 {
-    return algebra(a, alen, b, blen, Q_CONTAINS);
+    gw_glob_budget_t bud = {GW_GLOB_BUDGET};
+    return algebra(a, alen, b, blen, Q_CONTAINS, &bud);
 }
 
 int gw_glob_intersects(const char *a, size_t alen, const char *b, size_t blen)
 {
-    return algebra(a, alen, b, blen, Q_INTERSECTS);
+    gw_glob_budget_t bud = {GW_GLOB_BUDGET};
+    return algebra(a, alen, b, blen, Q_INTERSECTS, &bud);
 }

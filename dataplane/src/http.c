@@ -61,7 +61,8 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         "\"connections\":{\"current\":%llu,\"total\":%llu,\"legacy\":%llu,\"limit\":%llu},"
         "\"sockets\":{\"open\":%llu,\"limit\":%llu},"
         "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
-        "\"redis\":{\"exact\":%llu,\"pattern\":%llu}},"
+        "\"redis\":{\"exact\":%llu,\"pattern\":%llu,\"patterns_held\":%llu,"
+        "\"patterns_limit\":%ld}},"
         "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
         "\"writes\":%llu,\"frames_received\":%llu,\"resyncs_sent\":%llu},"
         "\"slow_consumers\":{\"policy\":\"%s\",\"dropped\":%llu,"
@@ -75,6 +76,7 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         (unsigned long long)gw_stats.client_subs_pattern,
         (unsigned long long)gw_stats.redis_subs_exact,
         (unsigned long long)gw_stats.redis_subs_pattern,
+        (unsigned long long)gw_hub_pattern_count(srv->hub), srv->live.max_redis_patterns,
         (unsigned long long)gw_stats.redis_messages, (unsigned long long)gw_stats.frames_sent,
         (unsigned long long)gw_stats.bytes_sent, (unsigned long long)gw_stats.writes,
         (unsigned long long)gw_stats.frames_received, (unsigned long long)gw_stats.resyncs_sent,
@@ -227,9 +229,15 @@ int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *p
         status = 200;
         render_stats(srv, &body);
     } else if (!strcmp(path, "/metrics")) {
-        gw_metrics_ctx_t mc = {srv->redis && gw_redis_is_up(srv->redis), srv->cp_mode,
-                               srv->cplink && gw_cplink_connected(srv->cplink), srv->config_version,
-                               (uv_now(srv->loop) - srv->started_ms) / 1000};
+        gw_metrics_ctx_t mc = {srv->redis && gw_redis_is_up(srv->redis),
+                               srv->cp_mode,
+                               srv->cplink && gw_cplink_connected(srv->cplink),
+                               srv->config_version,
+                               (uv_now(srv->loop) - srv->started_ms) / 1000,
+                               gw_hub_pattern_count(srv->hub),
+                               (uint64_t)srv->live.max_redis_patterns,
+                               srv->sockets,
+                               srv->socket_limit};
         status = 200;
         type = "text/plain; version=0.0.4";
         gw_metrics_render(&body, &mc);

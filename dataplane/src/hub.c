@@ -31,7 +31,7 @@ struct gw_hub {
     const gw_hub_ops_t *ops;
     void *ud;
     gw_topic_t **buckets;
-    size_t nbuckets, ntopics;
+    size_t nbuckets, ntopics, npatterns;
     bool link_up;
     bool was_up;         /* the link has been up before: the next up is a reconnect */
     bool resync_pending; /* a reconnect happened; resync when all topics are back */
@@ -101,6 +101,7 @@ static void unlink_topic(gw_hub_t *h, gw_topic_t *t)
     while (*pp != t) pp = &(*pp)->next;
     *pp = t->next;
     h->ntopics--;
+    h->npatterns -= t->pattern;
     topic_free(t);
 }
 
@@ -149,6 +150,7 @@ gw_sub_t *gw_hub_subscribe(gw_hub_t *h, struct gw_session *s, const char *name, 
         t->len = len;
         t->hash = hash;
         t->pattern = gw_glob_is_pattern(name, len);
+        h->npatterns += t->pattern;
         t->state = T_UNSUBSCRIBED;
         t->next = h->buckets[hash & (h->nbuckets - 1)];
         h->buckets[hash & (h->nbuckets - 1)] = t;
@@ -200,6 +202,16 @@ bool gw_sub_is_pattern(const gw_sub_t *sub)
 size_t gw_hub_topic_count(const gw_hub_t *h)
 {
     return h->ntopics;
+}
+
+size_t gw_hub_pattern_count(const gw_hub_t *h)
+{
+    return h->npatterns;
+}
+
+bool gw_hub_has_topic(const gw_hub_t *h, const char *name, size_t len)
+{
+    return find((gw_hub_t *)h, name, len, gw_hash(name, len)) != NULL;
 }
 
 void gw_hub_on_message(gw_hub_t *h, const char *chan, size_t chlen, const char *pattern,

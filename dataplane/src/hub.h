@@ -71,4 +71,11 @@ void gw_hub_on_link_down(gw_hub_t *h);
 
 size_t gw_hub_topic_count(const gw_hub_t *h);
 
+/* Distinct patterns the node holds (or is subscribing to) on Redis: each one is matched
+ * against every PUBLISH on that Redis, by every service using it (MAX_REDIS_PATTERNS). */
+size_t gw_hub_pattern_count(const gw_hub_t *h);
+
+/* Whether some session already holds name (a new subscription to it costs Redis nothing). */
+bool gw_hub_has_topic(const gw_hub_t *h, const char *name, size_t len);
+
 #endif

@@ -35,6 +35,11 @@ void gw_metrics_render(gw_buf_t *b, const gw_metrics_ctx_t *c)
     sample(b, "wsgw_subscriptions", "level=\"client\",kind=\"pattern\"", s->client_subs_pattern);
     sample(b, "wsgw_subscriptions", "level=\"redis\",kind=\"exact\"", s->redis_subs_exact);
     sample(b, "wsgw_subscriptions", "level=\"redis\",kind=\"pattern\"", s->redis_subs_pattern);
+    one(b, "wsgw_redis_patterns", "gauge",
+        "distinct patterns held on Redis (each one slows every PUBLISH there)", c->patterns_held);
+    one(b, "wsgw_redis_patterns_limit", "gauge", "MAX_REDIS_PATTERNS", c->patterns_limit);
+    one(b, "wsgw_sockets", "gauge", "accepted sockets open, WebSocket or not", c->sockets_open);
+    one(b, "wsgw_sockets_limit", "gauge", "sockets the descriptor limit allows", c->sockets_limit);
     one(b, "wsgw_messages_in_total", "counter", "messages received from Redis", s->redis_messages);
     one(b, "wsgw_frames_out_total", "counter", "frames written to clients", s->frames_sent);
     one(b, "wsgw_bytes_out_total", "counter", "bytes written to clients", s->bytes_sent);
@@ -68,6 +73,11 @@ void gw_metrics_render(gw_buf_t *b, const gw_metrics_ctx_t *c)
     metric(b, "wsgw_refused_connections_total", "counter", "upgrades refused, by reason");
     sample(b, "wsgw_refused_connections_total", "reason=\"max_connections\"", s->refused_max_conn);
     sample(b, "wsgw_refused_connections_total", "reason=\"per_ip\"", s->refused_per_ip);
+    sample(b, "wsgw_refused_connections_total", "reason=\"origin\"", s->refused_origin);
+    sample(b, "wsgw_refused_connections_total", "reason=\"subprotocol\"", s->refused_subprotocol);
+    sample(b, "wsgw_refused_connections_total", "reason=\"sockets\"", s->refused_sockets);
+    sample(b, "wsgw_refused_connections_total", "reason=\"handshakes_per_ip\"",
+           s->refused_handshakes);
     one(b, "wsgw_redis_connected", "gauge", "1 while the Redis link is up", c->redis_up);
     one(b, "wsgw_redis_reconnects_total", "counter", "Redis reconnections", s->redis_reconnects);
     one(b, "wsgw_config_version", "gauge", "applied control-plane config version",

@@ -13,6 +13,8 @@ typedef struct {
     bool cp_enabled, cp_connected;
     uint64_t config_version;
     uint64_t uptime_s;
+    uint64_t patterns_held, patterns_limit; /* MAX_REDIS_PATTERNS */
+    uint64_t sockets_open, sockets_limit;   /* the descriptor budget */
 } gw_metrics_ctx_t;
 
 void gw_metrics_render(gw_buf_t *b, const gw_metrics_ctx_t *ctx);

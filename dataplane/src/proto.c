@@ -16,8 +16,9 @@ static const char *const errcode_names[GW_E__COUNT] = {
     [GW_E_LIMIT_WILDCARDS] = "limit_wildcards", [GW_E_TOO_LARGE] = "too_large",
     [GW_E_ACL_DENIED] = "acl_denied",           [GW_E_RATE_LIMITED] = "rate_limited",
     [GW_E_AUTH_FAILED] = "auth_failed",         [GW_E_AUTH_REQUIRED] = "auth_required",
+    [GW_E_LIMIT_PATTERNS] = "limit_patterns",
 };
-_Static_assert(GW_E_AUTH_REQUIRED + 1 == GW_E__COUNT, "every error code needs a name");
+_Static_assert(GW_E_LIMIT_PATTERNS + 1 == GW_E__COUNT, "every error code needs a name");
 
 const char *gw_errcode_name(gw_errcode_t code)
 {

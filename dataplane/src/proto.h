@@ -35,6 +35,7 @@ typedef enum {
     GW_E_RATE_LIMITED,
     GW_E_AUTH_FAILED,
     GW_E_AUTH_REQUIRED,
+    GW_E_LIMIT_PATTERNS,
     GW_E__COUNT
 } gw_errcode_t;
 

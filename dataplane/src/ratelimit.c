@@ -16,3 +16,9 @@ bool gw_bucket_take(gw_bucket_t *b, double rate, double burst, uint64_t now_us)
     b->tokens -= 1.0;
     return true;
 }
+
+void gw_bucket_charge(gw_bucket_t *b, double n, double burst)
+{
+    b->tokens -= n;
+    if (b->tokens < -burst) b->tokens = -burst;
+}

@@ -205,6 +205,18 @@ static long role_limit(long role_value, long node_value)
     return role_value != GW_LIMIT_UNSET ? role_value : node_value;
 }
 
+/* A refused subscription weighs REFUSAL_COST frames in the rate limit: repeating it
+ * changes nothing, and it is the request that makes the node check patterns hardest. */
+#define REFUSAL_COST 10
+
+static void charge_refusal(gw_session_t *s)
+{
+    const gw_config_t *cfg = s->env->cfg;
+    double burst =
+        (double)role_limit(s->role ? s->role->rate_burst : GW_LIMIT_UNSET, cfg->client_rate_burst);
+    gw_bucket_charge(&s->bucket, REFUSAL_COST - 1, burst);
+}
+
 /* Links s to every name it does not hold yet (all checked by the caller) and queues
  * frame, the reply, once Redis has confirmed each of them. Takes frame's reference. */
 static void subscribe_and_ack(gw_session_t *s, char *const *names, const size_t *lens, size_t n,
@@ -259,10 +271,24 @@ static void do_subscribe(gw_session_t *s, gw_req_t *r)
         send_error(s, GW_E_LIMIT_WILDCARDS, msg, r->id, NULL);
         return;
     }
+    size_t newpat = 0;
+    for (size_t i = 0; i < r->nchannels; i++)
+        newpat += gw_glob_is_pattern(r->channels[i], r->lens[i]) &&
+                  !gw_hub_has_topic(s->env->hub, r->channels[i], r->lens[i]);
+    if (newpat && gw_hub_pattern_count(s->env->hub) + newpat > (size_t)cfg->max_redis_patterns) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "this node holds its maximum of %ld distinct patterns: use a pattern already "
+                 "in use, exact channels, or another node",
+                 cfg->max_redis_patterns);
+        send_error(s, GW_E_LIMIT_PATTERNS, msg, r->id, NULL);
+        return;
+    }
     for (size_t i = 0; i < r->nchannels; i++) {
         if (find_sub(s, r->channels[i], r->lens[i], NULL)) continue;
         if (!gw_acl_allows(s->acl, r->channels[i], r->lens[i])) {
             gw_stats.acl_denied++;
+            charge_refusal(s);
             send_error(s, GW_E_ACL_DENIED, "your role may not subscribe to this channel", r->id,
                        r->channels[i]);
             return;
@@ -302,6 +328,7 @@ static void do_subscribe_partial(gw_session_t *s, gw_req_t *r)
     size_t *oklens = gw_xcalloc(n + 1, sizeof *oklens),
            *addlens = gw_xcalloc(n + 1, sizeof *addlens);
     uint64_t held = s->nsubs, wild = s->nwild;
+    size_t patterns = gw_hub_pattern_count(s->env->hub);
 
     for (size_t i = 0; i < n; i++) {
         const char *name = r->channels[i], *why;
@@ -320,6 +347,11 @@ static void do_subscribe_partial(gw_session_t *s, gw_req_t *r)
             errs[nerr++] = refusal(GW_E_LIMIT_WILDCARDS, "Max wildcard subscriptions exceeded",
                                    max_wild, NULL, 0);
             continue;
+        } else if (pattern && !gw_hub_has_topic(s->env->hub, name, len) &&
+                   patterns + 1 > (size_t)cfg->max_redis_patterns) {
+            errs[nerr++] = refusal(GW_E_LIMIT_PATTERNS, "Max patterns on this node exceeded",
+                                   cfg->max_redis_patterns, NULL, 0);
+            continue;
         } else {
             wild += pattern; /* its slot is taken by the check, whatever the verdict */
             if (!gw_acl_allows(s->acl, name, len)) {
@@ -328,12 +360,14 @@ static void do_subscribe_partial(gw_session_t *s, gw_req_t *r)
                 continue;
             }
             held++;
+            patterns += pattern && !gw_hub_has_topic(s->env->hub, name, len);
             add[nadd] = r->channels[i];
             addlens[nadd++] = len;
         }
         ok[nok] = r->channels[i];
         oklens[nok++] = len;
     }
+    if (nerr) charge_refusal(s);
     gw_msg_t *frame = gw_legacy_subscribed(r->id, ok, oklens, nok, errs, nerr);
     subscribe_and_ack(s, add, addlens, nadd, frame);
     for (size_t i = 0; i < nerr; i++) free(errs[i]);

@@ -373,3 +373,100 @@ def test_forwarded_for_is_parsed_strictly(gateway_factory):
         assert status == 400, bad  # not silently counted as the proxy's own address
     a.close()
     b.close()
+
+
+# --- 4. pattern checks: bounded work, cached verdicts, refusals charged -----------------
+
+def test_refused_subscriptions_weigh_more_in_the_rate_limit(gateway_factory):
+    g = gateway_factory(env={"DEFAULT_ROLE": "user", "CLIENT_RATE_LIMIT": "1",
+                             "CLIENT_RATE_BURST": "20", "CLIENT_RATE_MAX_STRIKES": "100"})
+    g.wait_ready()
+    c = fresh(g)
+    c.send({"type": "subscribe", "channels": ["engine:decision:*"], "id": "x"})
+    assert c.recv()["code"] == "acl_denied"
+    for i in range(15):
+        c.send({"type": "ping", "id": i})
+    replies = [c.recv() for _ in range(15)]
+    # 20 in the bucket: the subscribe takes 1 and its refusal 9 more, each ping 1
+    assert sum(r["type"] == "pong" for r in replies) == 10
+
+
+def hostile_patterns(n, seed):
+    import random
+    rnd = random.Random(seed)
+    parts = ["a", "s", "e", "c", "r", "t", ":", "m", "?", "[a-z]", "[^:]"]
+    out = []
+    while len(out) < n:
+        p, wild = rnd.choice(["market:", "indicators:", ""]), 0
+        while len(p) < 200:
+            c = "*" if wild < 8 and rnd.random() < 0.15 else rnd.choice(parts)
+            if c in ("*", "?") or c.startswith("["):
+                if wild == 8:
+                    c = "a"
+                else:
+                    wild += 1
+            p += c
+        out.append(p[:250])
+    return out
+
+
+def test_hostile_patterns_cost_a_bounded_share_of_a_core(gateway_factory):
+    """Twenty anonymous connections send fresh long patterns with many wildcards as fast as
+    the rate limiter lets them, against a role with deny patterns. Before the work budget
+    and the refusal charge, this took a whole core."""
+    import json as _json
+    roles = {"roles": [{"name": "user", "allow": ["market:*", "engine:*", "indicators:*"],
+                        "deny": ["engine:decision:*", "market:*:internal:*", "*secret*"]}]}
+    import tempfile
+    path = os.path.join(tempfile.mkdtemp(prefix="gwtest-roles-"), "roles.json")
+    with open(path, "w") as f:
+        _json.dump(roles, f)
+    g = gateway_factory(env={"DEFAULT_ROLE": "user", "ROLES_FILE": path,
+                             "CLIENT_RATE_MAX_STRIKES": "100000"})
+    g.wait_ready()
+    conns = [fresh(g) for _ in range(20)]
+    pats = iter(hostile_patterns(20000, 5))
+    c0, t0, sent = cpu_seconds(g.proc.pid), time.time(), 0
+    while time.time() - t0 < T(2):
+        for c in conns:
+            c.send({"type": "subscribe", "channels": [next(pats) for _ in range(5)]})
+            sent += 1
+        time.sleep(0.01)
+    used = cpu_seconds(g.proc.pid) - c0
+    print("hostile patterns: %.2f s of CPU in %.1f s for %d requests" % (used, T(2), sent))
+    assert used < T(2) * 0.3, "%.2f s of CPU in %.1f s for %d requests" % (used, T(2), sent)
+
+
+# --- 5. distinct patterns on the shared Redis ---------------------------------------------
+
+def test_distinct_patterns_per_node_are_capped(gateway_factory, redis):
+    g = gateway_factory(env=dict(ANON, MAX_REDIS_PATTERNS="3"))
+    g.wait_ready()
+    r = redis.client()
+    base = r.numpat()
+    a, b = fresh(g), fresh(g)
+    a.subscribe(["p1:*", "p2:*"])
+    b.subscribe(["p1:*", "p3:*"])  # p1:* is shared: it costs Redis nothing more
+    assert r.numpat() == base + 3
+    b.send({"type": "subscribe", "channels": ["p4:*"], "id": "x"})
+    m = b.recv()
+    assert m["type"] == "error" and m["code"] == "limit_patterns" and "3" in m["message"]
+    b.send({"type": "subscribe", "channels": ["p2:*", "exact:chan"], "id": "y"})  # fine
+    assert b.recv()["type"] == "subscribed"
+    st = g.stats()["subscriptions"]["redis"]
+    assert st["patterns_held"] == 3 and st["patterns_limit"] == 3
+    assert "wsgw_redis_patterns 3" in g.http("/metrics")[1].decode()
+    # legacy clients get a line for it
+    lg = fresh(g)
+    lg.send({"action": "subscribe", "channels": ["p5:*", "p1:*"], "requestId": "l"})
+    assert lg.recv()["type"] == "connected"
+    m = lg.recv()
+    assert m["channels"] == ["p1:*"] and m["errors"] == ["Max patterns on this node exceeded (3)"]
+    assert r.numpat() == base + 3
+    # the slot frees when the last holder leaves
+    a.send({"type": "unsubscribe", "channels": ["p2:*"]})
+    b.send({"type": "unsubscribe", "channels": ["p2:*"]})
+    wait_for(lambda: g.stats()["subscriptions"]["redis"]["patterns_held"] == 2, 5, "p2:* released")
+    assert b.recv_type("unsubscribed")
+    b.send({"type": "subscribe", "channels": ["p4:*"], "id": "z"})
+    assert b.recv_type("subscribed")["channels"] == ["p4:*"]

@@ -90,7 +90,7 @@ def test_refcounted_redis_subscriptions(gateway_factory, redis):
     assert r.numpat() == 2
     st = gw.stats()["subscriptions"]
     assert st["client"] == {"exact": 2, "pattern": 2}
-    assert st["redis"] == {"exact": 1, "pattern": 1}
+    assert st["redis"] == {"exact": 1, "pattern": 1, "patterns_held": 1, "patterns_limit": 64}
 
     a.send({"type": "unsubscribe", "channels": ["market:tick:MSFT", "market:tick:*"], "id": "u"})
     ack = a.recv()
@@ -100,8 +100,9 @@ def test_refcounted_redis_subscriptions(gateway_factory, redis):
     b.close()  # the last subscriber leaves by disconnecting
     wait_for(lambda: r.numsub("market:tick:MSFT") == 0 and r.numpat() == 1, 5,
              "Redis unsubscribe after the last client left")
-    wait_for(lambda: gw.stats()["subscriptions"]["redis"] == {"exact": 0, "pattern": 0}, 5,
-             "stats to show no Redis subscriptions")
+    wait_for(lambda: gw.stats()["subscriptions"]["redis"] == {
+        "exact": 0, "pattern": 0, "patterns_held": 0, "patterns_limit": 64}, 5,
+        "stats to show no Redis subscriptions")
 
 
 def test_unsubscribed_client_gets_nothing(gw, redis):

@@ -110,6 +110,7 @@ static int setup(void **state)
     cfg.max_channels = 50;
     cfg.max_wildcards = 5;
     cfg.max_channels_per_request = 100;
+    cfg.max_redis_patterns = 64;
     cfg.slow_queue_bytes = 4096;
     cfg.slow_policy = GW_POLICY_DROP;
     cfg.max_frame_bytes = 1024;
