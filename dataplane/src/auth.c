@@ -31,8 +31,9 @@ static const char *const result_names[GW_AUTH__COUNT] = {
     [GW_AUTH_ROLE_CHANGED] = "role_changed",
     [GW_AUTH_TIMEOUT] = "timeout",
     [GW_AUTH_MISSING] = "missing",
+    [GW_AUTH_THROTTLED] = "throttled",
 };
-_Static_assert(GW_AUTH_MISSING + 1 == GW_AUTH__COUNT, "every result needs a name");
+_Static_assert(GW_AUTH_THROTTLED + 1 == GW_AUTH__COUNT, "every result needs a name");
 
 const char *gw_auth_result_name(gw_auth_result_t r)
 {

@@ -43,7 +43,8 @@ typedef enum {
     GW_AUTH_NOT_CONFIGURED, /* e.g. a JWT while no JWT key is configured */
     GW_AUTH_ROLE_CHANGED,   /* an in-band refresh tried to change the role */
     GW_AUTH_TIMEOUT,
-    GW_AUTH_MISSING, /* no credential where one is required and none can follow (legacy) */
+    GW_AUTH_MISSING,   /* no credential where one is required and none can follow (legacy) */
+    GW_AUTH_THROTTLED, /* too many failures from this address: not even checked */
     GW_AUTH__COUNT
 } gw_auth_result_t;
 

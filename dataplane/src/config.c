@@ -112,6 +112,10 @@ static const gw_opt_t options[] = {
      1, 100000, NULL, 0,
      "sockets one address may hold before they upgrade (beyond: HTTP 429 and close); "
      "TRUSTED_PROXIES are exempt"},
+    {"max-auth-failures-per-ip", "MAX_AUTH_FAILURES_PER_IP", GW_OPT_INT,
+     OFF(max_auth_failures_per_ip), "30", 1, 1000000, NULL, 0,
+     "refused credentials one address may present per minute (and at once); beyond, "
+     "upgrades carrying one get 429 and auth frames fail as throttled, unchecked"},
     {"handshake-timeout-s", "HANDSHAKE_TIMEOUT_S", GW_OPT_INT, OFF(handshake_timeout_s), "3", 1, 60,
      NULL, 0, "time a socket has to send its whole HTTP request before it is closed"},
     {"trusted-proxies", "TRUSTED_PROXIES", GW_OPT_STR, OFF(trusted_proxies), "", 0, 0, NULL, 0,

@@ -69,6 +69,7 @@ typedef struct {
     long max_connections;
     long max_connections_per_ip;
     long max_handshakes_per_ip;
+    long max_auth_failures_per_ip;
     long handshake_timeout_s;
     char *trusted_proxies;
     char *stats_token;

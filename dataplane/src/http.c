@@ -99,7 +99,8 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         "}},\"acl\":{\"denied\":%llu,\"blocked_deliveries\":%llu},"
         "\"rate_limit\":{\"limited\":%llu,\"closes\":%llu},"
         "\"refused\":{\"max_connections\":%llu,\"per_ip\":%llu,\"origin\":%llu,"
-        "\"subprotocol\":%llu,\"sockets\":%llu,\"handshakes_per_ip\":%llu},"
+        "\"subprotocol\":%llu,\"sockets\":%llu,\"handshakes_per_ip\":%llu,"
+        "\"auth_throttled\":%llu},"
         "\"stats_unauthorized\":%llu,",
         (unsigned long long)gw_stats.acl_denied,
         (unsigned long long)gw_stats.acl_blocked_deliveries,
@@ -109,6 +110,7 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         (unsigned long long)gw_stats.refused_subprotocol,
         (unsigned long long)gw_stats.refused_sockets,
         (unsigned long long)gw_stats.refused_handshakes,
+        (unsigned long long)gw_stats.refused_auth_throttled,
         (unsigned long long)gw_stats.stats_unauthorized);
     render_legacy_stats(b, up);
     gw_buf_putc(b, '}');

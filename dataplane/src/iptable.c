@@ -75,13 +75,33 @@ gw_ipent_t *gw_ip_get(gw_iptable_t *t, const char *ip)
     return e;
 }
 
-void gw_ip_put(gw_iptable_t *t, gw_ipent_t *e)
+static bool unused(const gw_iptable_t *t, const gw_ipent_t *e, uint64_t now_us)
 {
-    if (!e || e->conns || e->pending) return;
+    return !e->conns && !e->pending && (e->hold_until_us <= now_us || t->n > GW_IPTABLE_MAX);
+}
+
+void gw_ip_put(gw_iptable_t *t, gw_ipent_t *e, uint64_t now_us)
+{
+    if (!e || !unused(t, e, now_us)) return;
     gw_ipent_t **pp = slot(t, e->ip, e->hash);
     *pp = e->next;
     t->n--;
     free(e);
+}
+
+void gw_iptable_sweep(gw_iptable_t *t, uint64_t now_us)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        for (gw_ipent_t **pp = &t->b[i]; *pp;) {
+            gw_ipent_t *e = *pp;
+            if (unused(t, e, now_us)) {
+                *pp = e->next;
+                t->n--;
+                free(e);
+            } else {
+                pp = &e->next;
+            }
+        }
 }
 
 size_t gw_iptable_size(const gw_iptable_t *t)

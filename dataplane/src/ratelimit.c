@@ -1,6 +1,6 @@
 #include "ratelimit.h"
 
-bool gw_bucket_take(gw_bucket_t *b, double rate, double burst, uint64_t now_us)
+double gw_bucket_level(gw_bucket_t *b, double rate, double burst, uint64_t now_us)
 {
     if (!b->started) {
         b->started = true;
@@ -12,7 +12,12 @@ bool gw_bucket_take(gw_bucket_t *b, double rate, double burst, uint64_t now_us)
         if (b->tokens > burst) b->tokens = burst;
         b->last_us = now_us;
     }
-    if (b->tokens < 1.0) return false;
+    return b->tokens;
+}
+
+bool gw_bucket_take(gw_bucket_t *b, double rate, double burst, uint64_t now_us)
+{
+    if (gw_bucket_level(b, rate, burst, now_us) < 1.0) return false;
     b->tokens -= 1.0;
     return true;
 }

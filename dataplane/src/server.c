@@ -119,7 +119,7 @@ static void ip_release(gw_server_t *srv, gw_ipent_t *e)
 {
     if (!e) return;
     e->conns--;
-    gw_ip_put(srv->ips, e);
+    gw_ip_put(srv->ips, e, gw_mono_us());
 }
 
 /*------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ static void peer_of(int fd, char *ip, size_t len)
 static void forget_pending(gw_server_t *srv, gw_ipent_t *e)
 {
     e->pending--;
-    gw_ip_put(srv->ips, e);
+    gw_ip_put(srv->ips, e, gw_mono_us());
 }
 
 /* Called by lws for each accepted socket, before anything is read from it. Refusing
@@ -189,7 +189,7 @@ static int net_accept(gw_server_t *srv, int fd)
     gw_ipent_t *e = gw_ip_get(srv->ips, ip);
     if (e->pending >= (uint32_t)srv->cfg->max_handshakes_per_ip && !is_trusted_proxy(srv, ip)) {
         gw_stats.refused_handshakes++;
-        gw_ip_put(srv->ips, e);
+        gw_ip_put(srv->ips, e, gw_mono_us());
         refuse_socket(fd, 429, "Too Many Requests", "handshakes_per_ip");
         return 1;
     }
@@ -297,6 +297,106 @@ static bool origin_ok(gw_server_t *srv, struct lws *wsi)
     return n > 0 && gw_origins_match(&srv->ws_origins, buf, (size_t)n);
 }
 
+/*------------------------------------------------------------------------------
+ * Failed authentications: throttled per address, summarised in the log */
+
+#define FAIL_SUMMARY_US (10 * 1000000ull) /* one summary line per interval at most */
+
+static double fail_rate(const gw_server_t *srv)
+{
+    return (double)srv->cfg->max_auth_failures_per_ip / 60.0;
+}
+
+static gw_ipent_t *session_ip(gw_session_t *s)
+{
+    pss_t *pss = s->conn ? lws_wsi_user(s->conn) : NULL;
+    return pss ? pss->ip : NULL;
+}
+
+static void auth_failed_hook(gw_session_t *s, gw_auth_result_t r)
+{
+    gw_server_t *srv = server_of(s);
+    gw_ipent_t *e = session_ip(s);
+    uint64_t now = gw_mono_us();
+    double burst = (double)srv->cfg->max_auth_failures_per_ip;
+    /* The interval's first failure is logged at once (an operator sees it now); the
+     * rest only in the interval's summary line. */
+    if (!srv->fails.total++)
+        GW_LOG(GW_LOG_INFO, SUBSYS, "auth_failed",
+               "session=%s reason=%s address=%s note=\"more in this interval: one summary line\"",
+               s->id, gw_auth_result_name(r), e ? e->ip : "?");
+    srv->fails.by_reason[r]++;
+    if (!e) return;
+    gw_bucket_take(&e->authfail, fail_rate(srv), burst, now);
+    e->hold_until_us = now + (uint64_t)(burst / fail_rate(srv) * 1e6);
+    if (e->fail_epoch != srv->fails.epoch || !e->fail_count) {
+        e->fail_epoch = srv->fails.epoch;
+        e->fail_count = 0;
+        srv->fails.addresses++;
+    }
+    if (++e->fail_count > srv->fails.top_count) {
+        srv->fails.top_count = e->fail_count;
+        snprintf(srv->fails.top, sizeof srv->fails.top, "%s", e->ip);
+    }
+}
+
+static bool ip_may_authenticate(gw_server_t *srv, gw_ipent_t *e, double *wait_s)
+{
+    if (!e) return true;
+    double level = gw_bucket_level(&e->authfail, fail_rate(srv),
+                                   (double)srv->cfg->max_auth_failures_per_ip, gw_mono_us());
+    if (wait_s) *wait_s = (1.0 - level) / fail_rate(srv);
+    return level >= 1.0;
+}
+
+static bool auth_allowed_hook(gw_session_t *s)
+{
+    return ip_may_authenticate(server_of(s), session_ip(s), NULL);
+}
+
+static void fails_reset(gw_server_t *srv, uint64_t now)
+{
+    uint32_t epoch = srv->fails.epoch + 1;
+    memset(&srv->fails, 0, sizeof srv->fails);
+    srv->fails.epoch = epoch;
+    srv->fails.next_us = now + FAIL_SUMMARY_US;
+}
+
+/* One line for all the failures of an interval, instead of one per failure. */
+static void fails_summary(gw_server_t *srv, uint64_t now)
+{
+    if (now < srv->fails.next_us) return;
+    gw_iptable_sweep(srv->ips, now);
+    if (srv->fails.total < 2) { /* none, or the one already logged */
+        fails_reset(srv, now);
+        return;
+    }
+    char reasons[512];
+    size_t n = 0;
+    reasons[0] = '\0';
+    for (int i = 1; i < GW_AUTH__COUNT && n < sizeof reasons; i++)
+        if (srv->fails.by_reason[i])
+            n += (size_t)snprintf(reasons + n, sizeof reasons - n, "%s%s:%llu", n ? "," : "",
+                                  gw_auth_result_name((gw_auth_result_t)i),
+                                  (unsigned long long)srv->fails.by_reason[i]);
+    GW_LOG(GW_LOG_NOTICE, SUBSYS, "auth_failures",
+           "count=%llu addresses=%u top=%s top_count=%u reasons=%s interval_s=%llu",
+           (unsigned long long)srv->fails.total, srv->fails.addresses, srv->fails.top,
+           srv->fails.top_count, reasons, (unsigned long long)(FAIL_SUMMARY_US / 1000000));
+    fails_reset(srv, now);
+}
+
+/* Whether the upgrade request carries a credential (headers or query). (lws copies a
+ * query argument whole, name included, or reports none: the buffer must hold it.) */
+static bool has_credential(struct lws *wsi)
+{
+    static char buf[GW_TOKEN_MAX + 64];
+    return lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 ||
+           lws_hdr_custom_length(wsi, "x-api-key:", 10) > 0 ||
+           lws_get_urlarg_by_name(wsi, "token=", buf, sizeof buf) ||
+           lws_get_urlarg_by_name(wsi, "api_key=", buf, sizeof buf);
+}
+
 /* Answers an upgrade request with a complete HTTP/1.1 response and a JSON reason, and
  * Retry-After when trying again later can work. (lws_return_http_status() writes an
  * HTTP/1.0 status line for upgrade requests, which browsers' WebSocket clients reject as
@@ -343,6 +443,14 @@ static int ws_confirm_upgrade(gw_server_t *srv, struct lws *wsi)
                               "address",
                               0);
     gw_ipent_t *e = gw_ip_find(srv->ips, ip);
+    double wait_s;
+    if (has_credential(wsi) && !ip_may_authenticate(srv, e, &wait_s)) {
+        gw_stats.refused_auth_throttled++;
+        return refuse_upgrade(wsi, 429, "Too Many Requests", "auth_throttled",
+                              "too many failed authentications from this address "
+                              "(MAX_AUTH_FAILURES_PER_IP)",
+                              (int)wait_s + 1);
+    }
     if (e && e->conns >= (uint32_t)srv->cfg->max_connections_per_ip) {
         gw_stats.refused_per_ip++;
         return refuse_upgrade(wsi, 429, "Too Many Requests", "per_ip",
@@ -639,6 +747,7 @@ static void on_tick(uv_timer_t *t)
 {
     gw_server_t *srv = t->data;
     for (gw_session_t *s = srv->sessions; s; s = s->next) gw_session_tick(s);
+    fails_summary(srv, gw_mono_us());
 }
 
 gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *roles,
@@ -667,7 +776,9 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
                                   .want_write = session_want_write,
                                   .close = session_close,
                                   .now_us = gw_mono_us,
-                                  .now_unix = gw_unix_s};
+                                  .now_unix = gw_unix_s,
+                                  .auth_failed = auth_failed_hook,
+                                  .auth_allowed = auth_allowed_hook};
     char bad[128];
     srv->nproxies = gw_cidr_parse_list(cfg->trusted_proxies, &srv->proxies, bad, sizeof bad);
     if (srv->nproxies < 0) srv->nproxies = 0; /* validated with the config already */

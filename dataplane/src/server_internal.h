@@ -51,6 +51,13 @@ struct gw_server {
     uint64_t ws_limit;      /* MAX_CONNECTIONS, lowered to leave sockets for HTTP */
     gw_cidr_t *proxies;     /* TRUSTED_PROXIES */
     int nproxies;
+    /* failed authentications since the last summary line (one line per interval) */
+    struct {
+        uint32_t epoch, addresses, top_count;
+        uint64_t total, by_reason[GW_AUTH__COUNT];
+        char top[GW_IP_TEXT_MAX];
+        uint64_t next_us;
+    } fails;
     unsigned char stats_token_hash[32];
     gw_origins_t ws_origins;   /* ALLOWED_ORIGINS */
     gw_origins_t cors_origins; /* CORS_ALLOW_ORIGINS */

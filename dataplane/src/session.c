@@ -456,11 +456,23 @@ static void enforce_acl(gw_session_t *s)
     free(lens);
 }
 
+/* Every refused credential: counted, and reported to the transport (per-address
+ * throttling, one summary log line per interval: no line per failure at info). */
+static void note_failure(gw_session_t *s, gw_auth_result_t r)
+{
+    gw_stats.auth_failures[r]++;
+    GW_LOG(GW_LOG_DEBUG, SUBSYS, "auth_failed", "session=%s reason=%s", s->id,
+           gw_auth_result_name(r));
+    if (s->env->auth_failed && r != GW_AUTH_THROTTLED) s->env->auth_failed(s, r);
+}
+
 /* Checks a credential and, on success, fills the identity with a known role. */
 static gw_auth_result_t authenticate(gw_session_t *s, const char *token, const char *api_key,
                                      gw_identity_t *id, const gw_role_t **role)
 {
     const gw_session_env_t *env = s->env;
+    memset(id, 0, sizeof *id);
+    if (env->auth_allowed && !env->auth_allowed(s)) return GW_AUTH_THROTTLED;
     gw_auth_result_t r =
         token ? gw_auth_token(env->auth, token, strlen(token), env->now_unix(), id)
               : gw_auth_api_key(env->auth, api_key, strlen(api_key), env->now_unix(), id);
@@ -472,9 +484,7 @@ static gw_auth_result_t authenticate(gw_session_t *s, const char *token, const c
 static void auth_failed(gw_session_t *s, gw_auth_result_t r, const char *id)
 {
     char msg[96];
-    gw_stats.auth_failures[r]++;
-    GW_LOG(GW_LOG_INFO, SUBSYS, "auth_failed", "session=%s reason=%s", s->id,
-           gw_auth_result_name(r));
+    note_failure(s, r);
     /* The legacy gateway said nothing before its 1008 close, and its UI expects nothing. */
     if (!is_legacy(s)) {
         snprintf(msg, sizeof msg, "authentication failed: %s", gw_auth_result_name(r));
@@ -524,7 +534,7 @@ static void do_auth(gw_session_t *s, const char *token, const char *api_key, con
         gw_identity_free(&id);
         if (s->auth == GW_SESS_AUTHED) {
             /* a failed refresh: the current credential stays valid until it expires */
-            gw_stats.auth_failures[r]++;
+            note_failure(s, r);
             send_error(s, GW_E_AUTH_FAILED, "refresh refused", reqid, NULL);
             return;
         }
@@ -569,9 +579,7 @@ void gw_session_start(gw_session_t *s, const char *token, const char *api_key)
             if (!env->cfg->require_auth) {
                 /* Credentials are optional here, and clients of the legacy gateway send
                  * ?token= whether it is needed or not: serve them, and say why not as. */
-                gw_stats.auth_failures[r]++;
-                GW_LOG(GW_LOG_INFO, SUBSYS, "auth_failed", "session=%s reason=%s fallback=%s",
-                       s->id, gw_auth_result_name(r), s->role->name);
+                note_failure(s, r);
                 start_anonymous(s, gw_auth_result_name(r));
                 return;
             }

@@ -37,6 +37,11 @@ typedef struct {
     void (*close)(gw_session_t *s, int code, const char *reason);
     uint64_t (*now_us)(void);  /* monotonic, for rate limits and timeouts */
     int64_t (*now_unix)(void); /* wall clock, for token expiry */
+    /* Optional: a credential of s was refused (the transport knows the client's address:
+     * it throttles it and summarises failures in the log), and whether its address may
+     * still try (when not, a credential is refused as throttled without being checked). */
+    void (*auth_failed)(gw_session_t *s, gw_auth_result_t r);
+    bool (*auth_allowed)(gw_session_t *s);
 } gw_session_env_t;
 
 typedef enum {

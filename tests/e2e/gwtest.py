@@ -318,11 +318,12 @@ class WsClosed(Exception):
 class WsClient:
     """A WebSocket client on a raw socket (RFC 6455, client frames masked)."""
 
-    def __init__(self, port, path="/ws", headers=None, rcvbuf=None, connect=True):
+    def __init__(self, port, path="/ws", headers=None, rcvbuf=None, connect=True, source=None):
         self.port = port
         self.path = path
         self.headers = headers or {}
         self.rcvbuf = rcvbuf
+        self.source = source  # a local address to connect from (127.0.0.x: another client)
         self.buf = b""
         self.sock = None
         if connect:
@@ -333,6 +334,8 @@ class WsClient:
         if self.rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         s.settimeout(T(5))
+        if self.source:
+            s.bind((self.source, 0))
         s.connect(("127.0.0.1", self.port))
         self.sock = s
         key = base64.b64encode(os.urandom(16)).decode()

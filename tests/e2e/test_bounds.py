@@ -470,3 +470,34 @@ def test_distinct_patterns_per_node_are_capped(gateway_factory, redis):
     assert b.recv_type("unsubscribed")
     b.send({"type": "subscribe", "channels": ["p4:*"], "id": "z"})
     assert b.recv_type("subscribed")["channels"] == ["p4:*"]
+
+
+# --- 9. credential guessing -----------------------------------------------------------------
+
+def test_failed_authentications_are_throttled_per_address(gateway_factory):
+    key = "the-right-key-0123456789"
+    g = gateway_factory(env={"REQUIRE_AUTH": "true", "GATEWAY_API_KEY": key,
+                             "MAX_AUTH_FAILURES_PER_IP": "5"})
+    g.wait_ready()
+    for i in range(5):
+        c = g.ws(path="/ws?api_key=guess-%d" % i)
+        assert c.recv()["code"] == "auth_failed" and c.expect_close() == 4401
+    # the sixth try with a credential is refused before anything is checked
+    status, head = refusal(g, path="/ws?api_key=guess-5")
+    assert status == 429 and "retry-after:" in head
+    # in band too, even the right key: not checked while the address is throttled
+    c = g.ws()
+    c.send({"type": "auth", "api_key": key})
+    m = c.recv()
+    assert m["code"] == "auth_failed" and "throttled" in m["message"]
+    # another address is not affected
+    other = WsClient(g.port, path="/ws?api_key=" + key, source="127.0.0.2")
+    assert other.recv()["type"] == "welcome"
+    st = g.stats()
+    assert st["refused"]["auth_throttled"] == 1 and st["auth"]["failures"]["throttled"] == 1
+    # the log: one line at once, then one summary for the interval, not one per failure
+    log = g.logtext()
+    assert log.count("event=auth_failed ") == 1 and "guess" not in log
+    wait_for(lambda: "event=auth_failures" in g.logtext(), 12, "the summary line")
+    line = [l for l in g.logtext().splitlines() if "event=auth_failures" in l][0]
+    assert "count=5 " in line and "addresses=1 " in line and "unknown_key:5" in line

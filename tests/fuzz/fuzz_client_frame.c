@@ -73,7 +73,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     gw_hub_t *hub = gw_hub_new(&ops, NULL);
     gw_hub_on_link_up(hub);
-    gw_session_env_t env = {hub, &cfg, auth, roles, want_write, do_close, fake_us, fake_unix};
+    gw_session_env_t env = {.hub = hub,
+                            .cfg = &cfg,
+                            .auth = auth,
+                            .roles = roles,
+                            .want_write = want_write,
+                            .close = do_close,
+                            .now_us = fake_us,
+                            .now_unix = fake_unix};
     /* First byte: fragment size (low 6 bits), REQUIRE_AUTH off (bit 6), CLIENT_PROTOCOL
      * legacy instead of auto (bit 7). NUL bytes split the rest into messages. */
     unsigned char b0 = size ? data[0] : 0;

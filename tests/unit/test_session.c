@@ -133,7 +133,14 @@ static int setup(void **state)
     assert_non_null(auth);
     hub = gw_hub_new(&hub_ops, NULL);
     gw_hub_on_link_up(hub);
-    env = (gw_session_env_t){hub, &cfg, auth, roles, want_write, do_close, now_us, now_unix};
+    env = (gw_session_env_t){.hub = hub,
+                             .cfg = &cfg,
+                             .auth = auth,
+                             .roles = roles,
+                             .want_write = want_write,
+                             .close = do_close,
+                             .now_us = now_us,
+                             .now_unix = now_unix};
     return 0;
 }
 
