@@ -292,6 +292,10 @@ int cp_state_create_key(cp_state_t *s, const char *role, int64_t expires_at, con
             snprintf(err, errlen, "id: 1-63 characters of [A-Za-z0-9_.-]");
             return -1;
         }
+        if (!strcmp(id, "env")) { /* every node's own GATEWAY_API_KEY entry */
+            snprintf(err, errlen, "id: \"env\" is reserved for each node's own key");
+            return -1;
+        }
         for (size_t i = 0; i < m->n_api_keys; i++)
             if (!strcmp(m->api_keys[i]->id, id)) {
                 snprintf(err, errlen, "id: '%s' exists already", id);

@@ -41,6 +41,8 @@ const char *gw_auth_result_name(gw_auth_result_t r)
 }
 
 struct gw_auth {
+    uint64_t jwt_generation; /* changes with what decides a JWT's validity */
+    long max_ttl_s;          /* JWT_MAX_TTL_S */
     gw_apikey_t *keys;
     size_t nkeys;
     unsigned char *secret; /* HS* key, or NULL */
@@ -70,6 +72,15 @@ void gw_auth_put_key(gw_auth_t *a, const gw_apikey_t *k)
     a->keys[a->nkeys++] = *k;
 }
 
+/* ES256 is ECDSA on P-256 and nothing else (other 256-bit curves exist: secp256k1,
+ * brainpoolP256r1). */
+static bool is_p256(const EVP_PKEY *pk)
+{
+    char group[64];
+    return EVP_PKEY_get_group_name(pk, group, sizeof group, NULL) &&
+           (!strcmp(group, "prime256v1") || !strcmp(group, "P-256"));
+}
+
 /* Which asymmetric algorithm a PEM public key allows: RS256 for RSA >= 2048 bits,
  * ES256 for P-256; JWT_ALG_INVAL otherwise. */
 static jwt_alg_t pem_algorithm(const char *pem, size_t len)
@@ -80,7 +91,7 @@ static jwt_alg_t pem_algorithm(const char *pem, size_t len)
     jwt_alg_t alg = JWT_ALG_INVAL;
     if (pk && EVP_PKEY_base_id(pk) == EVP_PKEY_RSA && EVP_PKEY_get_bits(pk) >= 2048)
         alg = JWT_ALG_RS256;
-    else if (pk && EVP_PKEY_base_id(pk) == EVP_PKEY_EC && EVP_PKEY_get_bits(pk) == 256)
+    else if (pk && EVP_PKEY_base_id(pk) == EVP_PKEY_EC && is_p256(pk))
         alg = JWT_ALG_ES256;
     EVP_PKEY_free(pk);
     return alg;
@@ -110,6 +121,7 @@ gw_auth_t *gw_auth_new(const gw_config_t *cfg, char *err, size_t errlen)
     gw_auth_t *a = gw_xcalloc(1, sizeof *a);
     a->require_exp = cfg->jwt_require_exp;
     a->leeway = cfg->jwt_leeway_s;
+    a->max_ttl_s = cfg->jwt_max_ttl_s;
     a->issuer = cfg->jwt_issuer[0] ? gw_xstrdup(cfg->jwt_issuer) : NULL;
     a->audience = cfg->jwt_audience[0] ? gw_xstrdup(cfg->jwt_audience) : NULL;
     a->role_claim = gw_xstrdup(cfg->jwt_role_claim);
@@ -140,6 +152,8 @@ Error:
 
 void gw_auth_set_keys(gw_auth_t *a, const gw_apikey_t *keys, size_t n)
 {
+    /* The node's own key keeps its id (snapshots are refused before they get here when
+     * they name it: gw_snapshot_decode). */
     size_t kept = 0;
     for (size_t i = 0; i < a->nkeys; i++)
         if (!strcmp(a->keys[i].id, "env")) a->keys[kept++] = a->keys[i];
@@ -159,9 +173,24 @@ gw_auth_result_t gw_auth_key_status(const gw_auth_t *a, const char *id, int64_t 
     return GW_AUTH_UNKNOWN_KEY;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return !strcmp(a ? a : "", b ? b : "");
+}
+
+uint64_t gw_auth_jwt_generation(const gw_auth_t *a)
+{
+    return a->jwt_generation;
+}
+
 int gw_auth_set_jwt(gw_auth_t *a, const char *issuer, const char *audience, const char *role_claim,
                     long leeway, bool require_exp, const char *pem, char *err, size_t errlen)
 {
+    /* Sessions let in by a JWT that the new settings might refuse are closed (see
+     * gw_session_reauthorize): a new key, issuer or audience changes the generation. */
+    if ((pem && pem[0] && !same_str(pem, a->pem)) || !same_str(issuer, a->issuer) ||
+        !same_str(audience, a->audience))
+        a->jwt_generation++;
     if (pem && pem[0]) {
         jwt_alg_t alg = pem_algorithm(pem, strlen(pem));
         if (alg == JWT_ALG_INVAL) {
@@ -323,7 +352,9 @@ static gw_auth_result_t check_claims(const gw_auth_t *a, json_t *c, int64_t now,
     if (numeric_date(c, "exp", &has, &t) < 0) return GW_AUTH_CLAIMS;
     if (!has && a->require_exp) return GW_AUTH_NO_EXP;
     if (has && now > t + a->leeway) return GW_AUTH_EXPIRED;
-    out->expires = has ? t : 0;
+    /* A session lives at most JWT_MAX_TTL_S on one token, whatever (or whether) its exp
+     * says: then it refreshes in band or reconnects. */
+    out->expires = has && t < now + a->max_ttl_s ? t : now + a->max_ttl_s;
     if (numeric_date(c, "nbf", &has, &t) < 0) return GW_AUTH_CLAIMS;
     if (has && now + a->leeway < t) return GW_AUTH_NOT_YET_VALID;
     if (numeric_date(c, "iat", &has, &t) < 0) return GW_AUTH_CLAIMS;

@@ -60,7 +60,7 @@ typedef struct {
 
 typedef struct {
     char *role;      /* NULL: the token named none (the default role applies) */
-    int64_t expires; /* unix seconds, 0 = never */
+    int64_t expires; /* unix seconds, 0 = never (a JWT: its exp, at most JWT_MAX_TTL_S on) */
     char **channels; /* the channels claim, or NULL */
     size_t nchannels;
     char key_id[64]; /* API key id, or "" for a JWT */
@@ -88,6 +88,10 @@ gw_auth_result_t gw_auth_key_status(const gw_auth_t *a, const char *id, int64_t 
  * (empty: keep it). Returns 0, or -1 with a reason when the key is unusable. */
 int gw_auth_set_jwt(gw_auth_t *a, const char *issuer, const char *audience, const char *role_claim,
                     long leeway, bool require_exp, const char *pem, char *err, size_t errlen);
+
+/* Changes whenever the JWT key, issuer or audience change: a session let in by a JWT
+ * under another generation may not pass any more. */
+uint64_t gw_auth_jwt_generation(const gw_auth_t *a);
 
 void gw_sha256(const void *data, size_t len, unsigned char out[32]);
 

@@ -86,6 +86,10 @@ static const gw_opt_t options[] = {
      "refuse tokens without exp"},
     {"jwt-leeway-s", "JWT_LEEWAY_S", GW_OPT_INT, OFF(jwt_leeway_s), "30", 0, 3600, NULL, 0,
      "clock skew allowed for exp, nbf and iat"},
+    {"jwt-max-ttl-s", "JWT_MAX_TTL_S", GW_OPT_INT, OFF(jwt_max_ttl_s), "86400", 60, 31536000, NULL,
+     0,
+     "longest a session lives on one JWT, whatever its exp (or none) says; then it "
+     "refreshes in band or reconnects"},
     {"jwt-issuer", "JWT_ISSUER", GW_OPT_STR, OFF(jwt_issuer), "", 0, 0, NULL, 0,
      "required iss claim (unset: not checked)"},
     {"jwt-audience", "JWT_AUDIENCE", GW_OPT_STR, OFF(jwt_audience), "", 0, 0, NULL, 0,
@@ -264,10 +268,13 @@ static int cross_check(gw_config_t *cfg, const bool *set, char *err, size_t errl
                  "CONTROL_PLANE_URL");
         return -1;
     }
-    if (cfg->max_wildcards > cfg->max_channels) {
-        snprintf(err, errlen,
-                 "invalid MAX_WILDCARD_SUBSCRIPTIONS: larger than MAX_CHANNELS_PER_CLIENT");
-        return -1;
+    cfg->adjusted[0] = '\0';
+    if (cfg->max_wildcards > cfg->max_channels) { /* patterns are channels too: the limit */
+        snprintf(cfg->adjusted, sizeof cfg->adjusted,
+                 "setting=MAX_WILDCARD_SUBSCRIPTIONS value=%ld was=%ld "
+                 "reason=\"above MAX_CHANNELS_PER_CLIENT\"",
+                 cfg->max_channels, cfg->max_wildcards);
+        cfg->max_wildcards = cfg->max_channels;
     }
     if (!cfg->node_id[0]) {
         char host[256];

@@ -58,6 +58,7 @@ typedef struct {
     char *jwt_public_key_file;
     bool jwt_require_exp;
     long jwt_leeway_s;
+    long jwt_max_ttl_s;
     char *jwt_issuer;
     char *jwt_audience;
     char *jwt_role_claim;
@@ -80,9 +81,10 @@ typedef struct {
     char *control_tls_client_key;
     char *config_cache_path;
     long report_interval_ms;
-    int log_level;     /* gw_log_level_t */
-    int log_format;    /* gw_log_format_t */
-    char ignored[256]; /* accepted settings that have no effect and were set, for a warning */
+    int log_level;      /* gw_log_level_t */
+    int log_format;     /* gw_log_format_t */
+    char ignored[256];  /* accepted settings that have no effect and were set, for a warning */
+    char adjusted[256]; /* settings clamped to agree with others, for a warning */
 } gw_config_t;
 
 /* Fills cfg from defaults, then the environment, then argv. Returns 0 on success,

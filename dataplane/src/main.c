@@ -68,6 +68,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     gw_log_setup((gw_log_level_t)cfg.log_level, (gw_log_format_t)cfg.log_format);
+    if (cfg.adjusted[0]) GW_LOG(GW_LOG_WARN, "config", "setting_adjusted", "%s", cfg.adjusted);
     if (cfg.ignored[0])
         GW_LOG(GW_LOG_WARN, "config", "settings_ignored",
                "settings=%s note=\"accepted for compatibility; they have no effect\"", cfg.ignored);

@@ -736,7 +736,7 @@ static void derive_limits(gw_server_t *srv, uint64_t fds)
     srv->ws_limit = srv->socket_limit - HTTP_RESERVE;
     if (srv->ws_limit > max_ws) srv->ws_limit = max_ws;
     if (srv->ws_limit < max_ws)
-        GW_LOG(GW_LOG_WARN, SUBSYS, "max_connections_lowered",
+        GW_LOG(GW_LOG_NOTICE, SUBSYS, "max_connections_lowered",
                "max_connections=%llu setting=%ld nofile=%llu note=\"raise the descriptor "
                "limit (ulimit -n) to allow more\"",
                (unsigned long long)srv->ws_limit, srv->cfg->max_connections,

@@ -504,6 +504,7 @@ static void set_access(gw_session_t *s, const gw_role_t *role, gw_identity_t *id
     s->acl =
         id && id->channels ? gw_acl_narrow(s->roles, role, id->channels, id->nchannels) : role->acl;
     s->expires = id ? id->expires : 0;
+    s->jwt_gen = gw_auth_jwt_generation(s->env->auth);
     s->expiring_sent = false;
     snprintf(s->key_id, sizeof s->key_id, "%s", id ? id->key_id : "");
 }
@@ -613,6 +614,15 @@ void gw_session_reauthorize(gw_session_t *s)
     const gw_role_t *role = s->auth == GW_SESS_AUTHED
                                 ? gw_roles_find(env->roles, s->role->name)
                                 : gw_roles_find(env->roles, env->cfg->default_role);
+    if ((s->auth == GW_SESS_ANON && env->cfg->require_auth) ||
+        (s->auth == GW_SESS_AUTHED && !s->key_id[0] &&
+         s->jwt_gen != gw_auth_jwt_generation(env->auth))) {
+        GW_LOG(GW_LOG_INFO, SUBSYS, "access_revoked", "session=%s reason=%s", s->id,
+               s->auth == GW_SESS_ANON ? "auth_required" : "jwt_settings_changed");
+        gw_stats.revoked_closes++;
+        session_close(s, 4401);
+        return;
+    }
     gw_auth_result_t key =
         s->key_id[0] ? gw_auth_key_status(env->auth, s->key_id, env->now_unix()) : GW_AUTH_OK;
     if (!role || key != GW_AUTH_OK) {
@@ -649,7 +659,8 @@ void gw_session_tick(gw_session_t *s)
         return;
     }
     if (!s->expires) return;
-    int64_t now = env->now_unix(), end = s->expires + env->cfg->jwt_leeway_s;
+    /* The leeway is for clocks that disagree about a JWT; an API key's expiry is ours. */
+    int64_t now = env->now_unix(), end = s->expires + (s->key_id[0] ? 0 : env->cfg->jwt_leeway_s);
     if (now >= end) {
         GW_LOG(GW_LOG_INFO, SUBSYS, "credential_expired", "session=%s", s->id);
         gw_stats.auth_expired_closes++;

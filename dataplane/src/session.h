@@ -74,7 +74,8 @@ struct gw_session {
     const gw_role_t *role;
     gw_roles_t *roles; /* reference to the table role lives in */
     gw_acl_t *acl;
-    int64_t expires; /* unix seconds the credential stops being valid; 0 = never */
+    int64_t expires;  /* unix seconds the credential stops being valid; 0 = never */
+    uint64_t jwt_gen; /* gw_auth_jwt_generation() when a JWT let it in */
     uint64_t auth_deadline_us;
     char key_id[64];
     gw_bucket_t bucket;
@@ -100,8 +101,10 @@ void gw_session_start(gw_session_t *s, const char *token, const char *api_key);
 void gw_session_tick(gw_session_t *s);
 
 /* The node's roles, keys or settings changed (env->roles and env->auth hold the new
- * ones): re-resolve this session's role and credential. A deleted role or a revoked or
- * expired key closes it with 4403; subscriptions the new ACL forbids are removed with
+ * ones): re-evaluate this session against them. A deleted role or a revoked or expired
+ * key closes it with 4403; an anonymous session once REQUIRE_AUTH is on, or one let in
+ * by a JWT whose key, issuer or audience changed since, with 4401 (it reconnects with a
+ * credential that passes now); subscriptions the new ACL forbids are removed with
  * {"type":"unsubscribed",...,"reason":"acl_changed"}. */
 void gw_session_reauthorize(gw_session_t *s);
 void gw_session_free(gw_session_t *s);

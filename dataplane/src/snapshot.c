@@ -59,6 +59,11 @@ int gw_snapshot_decode(const uint8_t *data, size_t len, gw_snapshot_t *out, char
             snprintf(err, errlen, "api_keys[%zu]: needs an id, a role and a 32-byte sha256", i);
             goto Exit;
         }
+        if (!strcmp(k->id, "env")) { /* the node's own GATEWAY_API_KEY: never replaced */
+            snprintf(err, errlen, "api_keys[%zu].id: \"env\" is reserved for the node's own key",
+                     i);
+            goto Exit;
+        }
         gw_apikey_t *d = &out->keys[out->nkeys++];
         snprintf(d->id, sizeof d->id, "%s", k->id);
         snprintf(d->role, sizeof d->role, "%s", k->role);

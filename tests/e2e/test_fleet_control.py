@@ -272,3 +272,49 @@ def test_tls_and_mtls(redis, tmp_path, mutual):
     finally:
         g.close()
         control.close()
+
+
+def test_live_sessions_are_reevaluated_against_new_auth_rules(fleet, tmp_path):
+    """REQUIRE_AUTH turned on closes anonymous sessions; a new JWT key closes the
+    sessions its predecessor let in; API-key sessions are unaffected by either."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    control, nodes = fleet
+    keys, pems = [], []
+    for i in range(2):
+        k = ec.generate_private_key(ec.SECP256R1())
+        pem = tmp_path / ("k%d.pem" % i)
+        pem.write_bytes(k.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        keys.append(k)
+        pems.append(pem)
+    v = ctl_json(control, "auth", "set", "--jwt-public-key-file", str(pems[0]))["version"]
+    api = ctl_json(control, "key", "create", "--role", "user")
+    wait_for(lambda: versions(nodes) == [api["version"]] * 2, 5, "pushed")
+    assert api["version"] > v
+    tok = jwt.encode({"exp": int(time.time()) + 600, "role": "user"}, keys[0], algorithm="ES256")
+    anon = nodes[0].ws()
+    by_jwt = nodes[0].ws(headers={"Authorization": "Bearer " + tok})
+    by_key = nodes[0].ws(headers={"X-API-Key": api["secret"]})
+    for c in (anon, by_jwt, by_key):
+        assert c.recv()["type"] == "welcome"
+
+    ctl(control, "auth", "set", "--require-auth", "true")
+    assert anon.expect_close(timeout=5) == 4401
+    ctl(control, "auth", "set", "--jwt-public-key-file", str(pems[1]))
+    assert by_jwt.expect_close(timeout=5) == 4401
+    by_key.send({"type": "ping", "id": "still"})
+    assert by_key.recv_type("pong")["id"] == "still"
+    # the old token does not let anyone in any more; one signed with the new key does
+    refused = nodes[1].ws(headers={"Authorization": "Bearer " + tok})
+    assert refused.recv()["code"] == "auth_failed"
+    tok2 = jwt.encode({"exp": int(time.time()) + 600, "role": "user"}, keys[1], algorithm="ES256")
+    assert nodes[1].ws(headers={"Authorization": "Bearer " + tok2}).recv()["type"] == "welcome"
+
+
+def test_the_nodes_own_key_id_is_reserved(fleet):
+    control, nodes = fleet
+    p = ctl(control, "key", "create", "--role", "user", "--id", "env", check=False)
+    assert p.returncode == 1 and "reserved" in p.stderr

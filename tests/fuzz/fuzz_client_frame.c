@@ -47,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               .max_wildcards = 2,
                               .max_channels_per_request = 16,
                               .max_redis_patterns = 4,
+                              .jwt_max_ttl_s = 86400,
                               .slow_queue_bytes = 8192,
                               .max_frame_bytes = 4096};
     static gw_roles_t *roles;

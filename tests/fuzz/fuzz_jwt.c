@@ -82,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.jwt_secret = secret;
         cfg.jwt_require_exp = true;
         cfg.jwt_leeway_s = 30;
+        cfg.jwt_max_ttl_s = 86400;
         char err[128];
         auth = gw_auth_new(&cfg, err, sizeof err);
         if (!auth) abort();

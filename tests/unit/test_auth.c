@@ -90,6 +90,7 @@ static gw_auth_t *make(const char *sec, const char *pubfile, const char *iss, co
     cfg.jwt_role_claim = role;
     cfg.jwt_require_exp = true;
     cfg.jwt_leeway_s = 30;
+    cfg.jwt_max_ttl_s = 86400;
     char err[256];
     gw_auth_t *a = gw_auth_new(&cfg, err, sizeof err);
     if (!a) fail_msg("gw_auth_new: %s", err);
@@ -332,6 +333,57 @@ static void test_bad_key_material(void **state)
     assert_non_null(strstr(err, "JWT_PUBLIC_KEY_FILE"));
 }
 
+/* ES256 means P-256: other 256-bit curves are refused. */
+static void test_es256_is_p256_only(void **state)
+{
+    (void)state;
+    gw_auth_t *a = make(secret, NULL, NULL, NULL);
+    char err[200];
+    for (const char *const *curve = (const char *const[]){"secp256k1", "brainpoolP256r1", NULL};
+         *curve; curve++) {
+        EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", *curve);
+        assert_non_null(k);
+        char *pem = pem_of(k, false);
+        assert_int_equal(gw_auth_set_jwt(a, NULL, NULL, "role", 30, true, pem, err, sizeof err),
+                         -1);
+        free(pem);
+        EVP_PKEY_free(k);
+    }
+    EVP_PKEY *p256 = EVP_EC_gen("P-256");
+    char *pem = pem_of(p256, false);
+    assert_int_equal(gw_auth_set_jwt(a, NULL, NULL, "role", 30, true, pem, err, sizeof err), 0);
+    free(pem);
+    EVP_PKEY_free(p256);
+    gw_auth_free(a);
+}
+
+/* A session lives at most JWT_MAX_TTL_S on one token; what decides a JWT's validity
+ * changing shows in the generation. */
+static void test_lifetime_ceiling_and_generation(void **state)
+{
+    (void)state;
+    gw_auth_t *a = make(secret, NULL, NULL, NULL);
+    gw_identity_t id;
+    char *t = sign(JWT_ALG_HS256, secret, "{\"exp\":9999999999999}"); /* year 318,857 */
+    assert_int_equal(gw_auth_jwt(a, t, strlen(t), NOW, &id), GW_AUTH_OK);
+    assert_int_equal(id.expires, NOW + 86400);
+    gw_identity_free(&id);
+    free(t);
+    t = sign(JWT_ALG_HS256, secret, "{\"exp\":1800000600}");
+    assert_int_equal(gw_auth_jwt(a, t, strlen(t), NOW, &id), GW_AUTH_OK);
+    assert_int_equal(id.expires, 1800000600); /* a shorter exp stands */
+    gw_identity_free(&id);
+    free(t);
+
+    char err[200];
+    uint64_t g0 = gw_auth_jwt_generation(a);
+    assert_int_equal(gw_auth_set_jwt(a, NULL, NULL, "role", 10, false, NULL, err, sizeof err), 0);
+    assert_int_equal(gw_auth_jwt_generation(a), g0); /* leeway, exp policy: not validity */
+    assert_int_equal(gw_auth_set_jwt(a, "idp", NULL, "role", 10, false, NULL, err, sizeof err), 0);
+    assert_true(gw_auth_jwt_generation(a) > g0);
+    gw_auth_free(a);
+}
+
 static void test_token_bucket(void **state)
 {
     (void)state;
@@ -358,6 +410,8 @@ int main(void)
         cmocka_unit_test(test_not_configured_and_key_rules),
         cmocka_unit_test(test_bad_key_material),
         cmocka_unit_test(test_token_bucket),
+        cmocka_unit_test(test_es256_is_p256_only),
+        cmocka_unit_test(test_lifetime_ceiling_and_generation),
     };
     return cmocka_run_group_tests(tests, setup_keys, teardown_keys);
 }

@@ -111,6 +111,7 @@ static int setup(void **state)
     cfg.max_wildcards = 5;
     cfg.max_channels_per_request = 100;
     cfg.max_redis_patterns = 64;
+    cfg.jwt_max_ttl_s = 86400;
     cfg.slow_queue_bytes = 4096;
     cfg.slow_policy = GW_POLICY_DROP;
     cfg.max_frame_bytes = 1024;
@@ -597,6 +598,36 @@ static void test_refused_optional_credential_falls_back(void **state)
     gw_session_free(s);
 }
 
+/* A config change re-evaluates live sessions: REQUIRE_AUTH on closes the anonymous
+ * ones; an API key's expiry gets no JWT leeway. */
+static void test_reevaluation(void **state)
+{
+    (void)state;
+    gw_session_t *anon = new_session(1);
+    cfg.require_auth = true;
+    gw_session_reauthorize(anon);
+    assert_int_equal(fake.close_code, 4401);
+    gw_session_free(anon);
+    cfg.require_auth = false;
+
+    cfg.jwt_leeway_s = 30;
+    gw_apikey_t k;
+    memset(&k, 0, sizeof k);
+    strcpy(k.id, "k2");
+    strcpy(k.role, "user");
+    k.expires = fake_unix + 10;
+    gw_sha256("key-two", 7, k.hash);
+    gw_auth_put_key(auth, &k);
+    fake.closes = 0;
+    gw_session_t *s = gw_session_new(&env, NULL, 2);
+    gw_session_start(s, NULL, "key-two");
+    fake_unix += 10; /* exactly at expiry: no 30 s of grace for a key */
+    gw_session_tick(s);
+    assert_int_equal(fake.closes, 1);
+    assert_int_equal(fake.close_code, 4401);
+    gw_session_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +651,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_optional_credential_falls_back, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reevaluation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
