@@ -35,6 +35,11 @@ bool gw_channel_valid(const char *s, size_t len, const char **why)
         *why = "channel is longer than 256 bytes";
         return false;
     }
+    if (len >= sizeof GW_RESERVED_PREFIX - 1 &&
+        !memcmp(s, GW_RESERVED_PREFIX, sizeof GW_RESERVED_PREFIX - 1)) {
+        *why = "channels beginning with " GW_RESERVED_PREFIX " are the gateway's own";
+        return false;
+    }
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
         if (p[i] < 0x20 || p[i] == 0x7f) {

@@ -20,9 +20,10 @@
 
 struct json_t;
 
-#define GW_CHANNEL_MAX           256 /* bytes */
-#define GW_ID_MAX                128 /* bytes of the JSON text of "id" */
-#define GW_PATTERN_WILDCARDS_MAX 8   /* `*`, `?` and `[...]` in one pattern */
+#define GW_CHANNEL_MAX           256       /* bytes */
+#define GW_ID_MAX                128       /* bytes of the JSON text of "id" */
+#define GW_PATTERN_WILDCARDS_MAX 8         /* `*`, `?` and `[...]` in one pattern */
+#define GW_RESERVED_PREFIX       "__wsgw:" /* the gateway's own channels (and keys) */
 
 typedef enum {
     GW_E_BAD_REQUEST = 0,
@@ -104,8 +105,9 @@ int gw_req_take_channels(struct json_t *root, size_t max, const gw_channels_rule
                          gw_req_t *req, gw_perr_t *err);
 
 /* Checks one channel name (exact or pattern): 1..GW_CHANNEL_MAX bytes, valid UTF-8, no
- * control characters, and a well-formed glob when it is a pattern. On failure writes
- * the reason to why and returns false. */
+ * control characters, not in the gateway's own namespace (GW_RESERVED_PREFIX), and a
+ * well-formed glob when it is a pattern. On failure writes the reason to why and
+ * returns false. */
 bool gw_channel_valid(const char *s, size_t len, const char **why);
 
 /* Control frame encoders. Each returns a new message with one reference (msg.h).

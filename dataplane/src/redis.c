@@ -1,6 +1,5 @@
 #include "redis.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
@@ -8,10 +7,13 @@
 
 #include "buf.h"
 #include "log.h"
+#include "redis_uv.h"
 
 #define SUBSYS "redis"
 
-typedef enum { L_IDLE, L_CONNECTING, L_AUTH, L_UP, L_CLOSED } link_state_t;
+/* L_HANDSHAKE: connected, AUTH and the sentinel SUBSCRIBE sent; the link is up only
+ * once Redis has answered them (a frozen server accepts connections all the same). */
+typedef enum { L_IDLE, L_CONNECTING, L_HANDSHAKE, L_UP, L_CLOSED } link_state_t;
 
 struct gw_redis {
     uv_loop_t *loop;
@@ -31,6 +33,7 @@ struct gw_redis {
     uint64_t reconnects;
     bool ever_up;
     int handles_open;
+    const char *abort_reason; /* why we are hanging up, for on_disconnect's log line */
 };
 
 /*------------------------------------------------------------------------------
@@ -165,8 +168,10 @@ static bool str_is(const redisReply *e, const char *s)
     return e->type == REDIS_REPLY_STRING && strlen(s) == e->len && !strcasecmp(e->str, s);
 }
 
-/* hiredis 0.14 hands a pending PING's callback whatever reply comes next, so every
- * callback here is this one function, which dispatches on the reply's content. */
+static void link_up(gw_redis_t *r);
+
+/* In subscribed mode hiredis 0.14 routes replies by their content, so every callback
+ * here is this one function, which dispatches on the reply's content too. */
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)privdata;
@@ -193,24 +198,17 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         bool unsub = str_is(e[0], "unsubscribe") || str_is(e[0], "punsubscribe");
         bool pat = e[0]->len && (e[0]->str[0] == 'p' || e[0]->str[0] == 'P');
         if (!sub && !unsub) return;
-        if (pat && !strcmp(e[1]->str, r->sentinel)) return;
+        if (!pat && !strcmp(e[1]->str, r->sentinel)) { /* the handshake, or a probe */
+            if (sub && r->state == L_HANDSHAKE) link_up(r);
+            return;
+        }
         r->cbs.confirm(r->ud, sub, pat, e[1]->str, e[1]->len);
     }
 }
 
-static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+/* Redis has answered the handshake: from now on the link is up. */
+static void link_up(gw_redis_t *r)
 {
-    (void)privdata;
-    gw_redis_t *r = ac->data;
-    redisReply *rep = reply;
-    if (!r || !rep || r->state != L_AUTH) return;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        GW_LOG(GW_LOG_ERROR, SUBSYS, "auth_failed", "error=\"%.*s\"", (int)rep->len, rep->str);
-        redisAsyncDisconnect(ac); /* disconnect callback schedules the retry */
-        return;
-    }
-    const char *argv[2] = {"PSUBSCRIBE", r->sentinel};
-    redisAsyncCommandArgv(ac, on_reply, NULL, 2, argv, NULL);
     set_state(r, L_UP);
     r->last_rx_ms = now_ms(r);
     r->backoff_ms = r->opts.backoff_min_ms;
@@ -219,6 +217,32 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
     GW_LOG(GW_LOG_NOTICE, SUBSYS, "link_up", "host=%s port=%d reconnects=%llu", r->url.host,
            r->url.port, (unsigned long long)r->reconnects);
     r->cbs.up(r->ud);
+}
+
+/* The sentinel: an exact channel of the node's own, subscribed for the life of the
+ * link. It keeps hiredis 0.14 in subscribed mode (it leaves it, and then asserts on
+ * in-flight replies, when the Redis-side count drops to zero), and SUBSCRIBE to it again
+ * is the liveness probe: in subscribed mode hiredis routes a PING's reply by its first
+ * element as if it named a pattern, and keeps the PING's callback forever. An exact
+ * channel costs other clients' PUBLISHes nothing, unlike a pattern. */
+static void send_sentinel(gw_redis_t *r)
+{
+    const char *argv[2] = {"SUBSCRIBE", r->sentinel};
+    redisAsyncCommandArgv(r->ac, on_reply, NULL, 2, argv, NULL);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)privdata;
+    gw_redis_t *r = ac->data;
+    redisReply *rep = reply;
+    if (!r || !rep || r->state != L_HANDSHAKE) return;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        GW_LOG(GW_LOG_ERROR, SUBSYS, "auth_failed", "error=\"%.*s\"", (int)rep->len, rep->str);
+        redisAsyncDisconnect(ac); /* disconnect callback schedules the retry */
+        return;
+    }
+    send_sentinel(r);
 }
 
 static void on_connect(const redisAsyncContext *cac, int status)
@@ -230,14 +254,13 @@ static void on_connect(const redisAsyncContext *cac, int status)
         link_lost(r, ac->errstr); /* hiredis frees the context after this callback */
         return;
     }
-    set_state(r, L_AUTH);
+    set_state(r, L_HANDSHAKE);
     if (r->url.password) {
         const char *argv[3] = {"AUTH", r->url.user ? r->url.user : r->url.password,
                                r->url.password};
         redisAsyncCommandArgv(ac, on_auth, NULL, r->url.user ? 3 : 2, argv, NULL);
     } else {
-        static redisReply ok = {.type = REDIS_REPLY_STATUS};
-        on_auth(ac, &ok, NULL);
+        send_sentinel(r);
     }
 }
 
@@ -245,7 +268,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     gw_redis_t *r = ac->data;
     if (!r) return;
-    link_lost(r, status == REDIS_OK ? "closed" : ac->errstr);
+    /* We hang up (abort_link) with a reason; hiredis names what the server did. */
+    const char *why = r->abort_reason      ? r->abort_reason
+                      : status == REDIS_OK ? "closed by the node"
+                                           : ac->errstr;
+    r->abort_reason = NULL;
+    link_lost(r, why);
 }
 
 static void connect_now(gw_redis_t *r)
@@ -261,7 +289,12 @@ static void connect_now(gw_redis_t *r)
     }
     ac->data = r;
     r->ac = ac;
-    redisLibuvAttach(ac, r->loop);
+    if (gw_redis_uv_attach(ac, r->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        r->ac = NULL;
+        schedule_retry(r);
+        return;
+    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
 }
@@ -270,9 +303,10 @@ static void connect_now(gw_redis_t *r)
 static void abort_link(gw_redis_t *r, const char *reason)
 {
     redisAsyncContext *ac = r->ac;
-    bool connected = r->state == L_AUTH || r->state == L_UP;
+    bool connected = r->state == L_HANDSHAKE || r->state == L_UP;
     if (!ac) return;
     if (connected) {
+        r->abort_reason = reason;
         redisAsyncFree(ac); /* calls on_disconnect, which reports and retries */
     } else {
         ac->data = NULL; /* never connected: hiredis calls no callback */
@@ -285,30 +319,20 @@ static void on_tick(uv_timer_t *t)
 {
     gw_redis_t *r = t->data;
     uint64_t now = now_ms(r);
-    if ((r->state == L_CONNECTING || r->state == L_AUTH) &&
+    if ((r->state == L_CONNECTING || r->state == L_HANDSHAKE) &&
         now - r->state_since_ms > (uint64_t)r->opts.connect_timeout_ms) {
-        abort_link(r, "connect timeout");
+        abort_link(r, r->state == L_CONNECTING ? "connect timeout" : "no answer to the handshake");
     } else if (r->state == L_UP) {
+        /* Read first, then judge: after the node itself was stalled, this timer runs
+         * before the poll, and what Redis sent meanwhile is waiting unread. */
+        redisAsyncHandleRead(r->ac);
+        if (r->state != L_UP) return; /* that read found the link gone */
         if (now - r->last_rx_ms > 3 * (uint64_t)r->opts.ping_interval_ms) {
-            abort_link(r, "no reply to PING");
+            abort_link(r, "no answer to the liveness probe");
             return;
         }
-        /* The reply, ["pong", sentinel], is routed by hiredis like a message of the
-         * sentinel pattern, i.e. to on_reply: that is why the sentinel is a pattern. */
-        const char *argv[2] = {"PING", r->sentinel};
-        redisAsyncCommandArgv(r->ac, on_reply, NULL, 2, argv, NULL);
+        send_sentinel(r);
     }
-}
-
-/* The sentinel pattern must match only its own channel name. */
-static char *escape_glob(const char *s)
-{
-    gw_buf_t b = GW_BUF_INIT;
-    for (; *s; s++) {
-        if (strchr("*?[]\\", *s)) gw_buf_putc(&b, '\\');
-        gw_buf_putc(&b, *s);
-    }
-    return b.data ? b.data : gw_xstrdup("");
 }
 
 gw_redis_t *gw_redis_new(uv_loop_t *loop, gw_redis_url_t *url, const gw_redis_opts_t *opts,
@@ -319,7 +343,7 @@ gw_redis_t *gw_redis_new(uv_loop_t *loop, gw_redis_url_t *url, const gw_redis_op
     r->url = *url;
     memset(url, 0, sizeof *url);
     r->opts = *opts;
-    r->sentinel = escape_glob(opts->sentinel);
+    r->sentinel = gw_xstrdup(opts->sentinel);
     r->cbs = *cbs;
     r->ud = ud;
     r->backoff_ms = opts->backoff_min_ms;

@@ -1,12 +1,12 @@
 /* redis.h - the node's one Redis subscriber connection (hiredis async on libuv).
  *
- * It connects, authenticates, keeps a private sentinel pattern subscription
- * (PSUBSCRIBE __wsgw:node:<id>, escaped) and probes the link with PING <sentinel>. The
- * sentinel works around two hiredis 0.14 traits: it leaves subscribed mode (and then
- * asserts on in-flight SUBSCRIBE replies) whenever the Redis-side count drops to zero,
- * and it routes a subscribed-mode PONG like a message of the pattern it names. It
- * reconnects with capped, jittered exponential backoff. Every (un)subscribe
- * confirmation and message is handed to the callbacks; the hub decides what to do.
+ * It connects, authenticates and subscribes to a private sentinel channel
+ * (__wsgw:node:<id>, exact, so it costs nobody's PUBLISH anything); the link counts as
+ * up only once Redis has answered that, and SUBSCRIBE to it again probes the link every
+ * ping interval (silent for three: dead). It reconnects with capped, jittered
+ * exponential backoff; a refused connect is noticed at once (redis_uv.h). Every
+ * (un)subscribe confirmation and message is handed to the callbacks; the hub decides
+ * what to do.
  *
  * Ownership: gw_redis_new() returns a link owned by the caller; gw_redis_close() starts
  * an asynchronous close and frees the link once its libuv handles are closed.
@@ -47,7 +47,7 @@ typedef struct {
     long backoff_min_ms;
     long backoff_max_ms;
     long ping_interval_ms;
-    const char *sentinel; /* private channel kept subscribed */
+    const char *sentinel; /* private exact channel kept subscribed */
 } gw_redis_opts_t;
 
 typedef struct gw_redis gw_redis_t;

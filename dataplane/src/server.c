@@ -844,7 +844,7 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     if (cfg->control_plane_url[0]) gw_control_start(srv);
 
     char sentinel[300];
-    snprintf(sentinel, sizeof sentinel, "__wsgw:node:%s", cfg->node_id);
+    snprintf(sentinel, sizeof sentinel, GW_RESERVED_PREFIX "node:%s", cfg->node_id);
     gw_redis_opts_t ro = {cfg->redis_connect_timeout_ms, cfg->redis_backoff_min_ms,
                           cfg->redis_backoff_max_ms, cfg->redis_ping_interval_ms, sentinel};
     static const gw_redis_cbs_t rcbs = {redis_message, redis_confirm, redis_up, redis_down};

@@ -501,3 +501,75 @@ def test_failed_authentications_are_throttled_per_address(gateway_factory):
     wait_for(lambda: "event=auth_failures" in g.logtext(), 12, "the summary line")
     line = [l for l in g.logtext().splitlines() if "event=auth_failures" in l][0]
     assert "count=5 " in line and "addresses=1 " in line and "unknown_key:5" in line
+
+
+# --- 19, 21, 22. the Redis link --------------------------------------------------------------
+
+def health_samples(g, seconds, every=0.05):
+    out, t0 = [], time.time()
+    while time.time() - t0 < seconds:
+        out.append(g.health()[0])
+        time.sleep(every)
+    return out
+
+
+def test_a_frozen_redis_never_looks_healthy(gateway_factory, redis):
+    import signal as sig
+    g = gateway_factory(env={"REDIS_PING_INTERVAL_MS": "200", "REDIS_CONNECT_TIMEOUT_MS": "500"})
+    g.wait_ready()
+    redis.proc.send_signal(sig.SIGSTOP)
+    try:
+        wait_for(lambda: g.health()[0] == 503, 5, "the link judged dead")
+        # it keeps trying: TCP connects (the kernel accepts for a stopped server), but the
+        # link is up only once Redis answers, so /health never says 200 meanwhile
+        samples = health_samples(g, T(3))
+        assert samples.count(200) == 0, samples
+        assert g.health()[1]["redis"] == "down"
+    finally:
+        redis.proc.send_signal(sig.SIGCONT)
+    wait_for(lambda: g.health()[0] == 200, 5, "back once Redis answers")
+    log = g.logtext()
+    assert 'reason="no answer to the liveness probe"' in log
+    assert 'reason="no answer to the handshake"' in log
+
+
+def test_a_refused_connect_is_noticed_at_once(gateway_factory, redis):
+    g = gateway_factory(env={"REDIS_CONNECT_TIMEOUT_MS": "5000", "REDIS_BACKOFF_MIN_MS": "50",
+                             "REDIS_BACKOFF_MAX_MS": "400"})
+    g.wait_ready()
+    c = fresh(g)
+    c.subscribe(["k"])
+    redis.kill()  # the port is closed: connects are refused
+    wait_for(lambda: g.health()[0] == 503, 5, "the link down")
+    time.sleep(T(2))
+    # refusals were noticed at once and retried on the backoff, not after 5 s timeouts
+    refused = g.logtext().count("Connection refused")
+    assert refused >= 4, g.logtext()[-2000:]
+    delays = [int(l.split("delay_ms=")[1]) for l in g.logtext().splitlines()
+              if "retry_scheduled" in l]
+    assert max(delays) <= 400 and len(delays) >= 4
+    t0 = time.time()
+    redis.restart()
+    assert c.recv_type("resync", timeout=5)["reason"] == "redis_reconnected"
+    assert time.time() - t0 < T(1.5)  # within the capped backoff, not a connect timeout
+    assert 'reason="Server closed the connection"' in g.logtext() or "reset" in g.logtext()
+
+
+def test_a_stalled_node_keeps_what_redis_already_sent(gateway_factory, redis):
+    import signal as sig
+    g = gateway_factory(env={"REDIS_PING_INTERVAL_MS": "100"})
+    g.wait_ready()
+    c = fresh(g)
+    c.subscribe(["during-stall"])
+    g.proc.send_signal(sig.SIGSTOP)
+    try:
+        r = redis.client()
+        for i in range(10):
+            r.command("PUBLISH", "during-stall", str(i))
+        time.sleep(T(1))  # ten probe intervals: the probe is long overdue when it wakes
+    finally:
+        g.proc.send_signal(sig.SIGCONT)
+    got = [c.recv_type("message")["data"] for _ in range(10)]
+    assert got == list(range(10))
+    assert "link_down" not in g.logtext()  # it read first, found Redis alive
+    assert g.stats()["redis"]["reconnects"] == 0
