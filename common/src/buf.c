@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 static void oom(size_t n)
@@ -139,11 +140,27 @@ uint32_t gw_hash(const char *s, size_t n)
     return h;
 }
 
+/* A temporary file beside path that nobody could have prepared: a random name, created
+ * exclusively, never through a symbolic link (a predictable name and O_TRUNC let
+ * whoever can write the directory make us overwrite another file). */
+static int create_temp(const char *path, gw_buf_t *tmp)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        unsigned char r[8];
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) return -1;
+        tmp->len = 0;
+        gw_buf_printf(tmp, "%s.tmp.%02x%02x%02x%02x%02x%02x%02x%02x", path, r[0], r[1], r[2], r[3],
+                      r[4], r[5], r[6], r[7]);
+        int fd = open(tmp->data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
 int gw_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
     gw_buf_t tmp = GW_BUF_INIT;
-    gw_buf_printf(&tmp, "%s.tmp.%d", path, (int)getpid());
-    int rc = -1, fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = -1, fd = create_temp(path, &tmp);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create '%s': %s", tmp.data, strerror(errno));
         goto Exit;

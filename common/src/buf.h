@@ -39,8 +39,9 @@ void gw_buf_free(gw_buf_t *b);
  * opened or is larger than max. */
 int gw_buf_read_file(gw_buf_t *b, const char *path, size_t max);
 
-/* Replaces path with data atomically: a temporary file beside it, fsync, rename. A crash
- * leaves the old file or the new one, never a torn one. Returns 0, or -1 with a reason. */
+/* Replaces path with data atomically: a temporary file beside it (a random name, created
+ * exclusively, not through a symbolic link; mode 0600), fsync, rename. A crash leaves
+ * the old file or the new one, never a torn one. Returns 0, or -1 with a reason. */
 int gw_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 /* FNV-1a. */

@@ -252,9 +252,12 @@ static void stream_maybe_send(stream_t *st)
     if (!n || st->send_busy || st->ending || st->closed) return;
     uint64_t v = cp_state_version(s->state);
     if (n->sent_version == v || n->nacked_version == v) return;
+    unsigned char digest[32];
+    cp_state_digest(s->state, digest);
     if (n->acked_version == v && n->acked_epoch &&
-        !strcmp(n->acked_epoch, cp_state_epoch(s->state))) {
-        n->sent_version = v; /* it told us in its hello that it holds this */
+        !strcmp(n->acked_epoch, cp_state_epoch(s->state)) &&
+        !memcmp(n->acked_digest, digest, sizeof digest)) {
+        n->sent_version = v; /* it told us in its hello that it holds this, bit for bit */
         return;
     }
     Wsgw__Control__V1__SnapshotPush push = WSGW__CONTROL__V1__SNAPSHOT_PUSH__INIT;
@@ -355,6 +358,9 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
         n->build = dup_or_null(h->build_version);
         n->acked_version = h->config_version;
         n->acked_epoch = dup_or_null(h->config_epoch);
+        memset(n->acked_digest, 0, sizeof n->acked_digest);
+        if (h->config_digest.len == sizeof n->acked_digest)
+            memcpy(n->acked_digest, h->config_digest.data, sizeof n->acked_digest);
         GW_LOG(GW_LOG_NOTICE, SUBSYS, "node_connected", "node=%s address=%s holds=%llu", n->node_id,
                n->address, (unsigned long long)h->config_version);
         break;
@@ -365,6 +371,7 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
         s->acks++;
         free(n->acked_epoch);
         n->acked_epoch = gw_xstrdup(cp_state_epoch(s->state));
+        cp_state_digest(s->state, n->acked_digest); /* what we pushed with this nonce */
         free(n->error);
         n->error = NULL;
         break;

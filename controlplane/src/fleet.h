@@ -19,6 +19,7 @@ typedef struct cp_node {
     char *node_id, *address, *build;
     uint64_t acked_version, sent_version, nacked_version;
     char *acked_epoch;
+    unsigned char acked_digest[32]; /* of the snapshot it holds, from its hello or our push */
     char nonce[24];
     char *error;
     int64_t last_report_ms, connected_ms;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 
 typedef struct {
     char path[16];
@@ -28,56 +29,138 @@ struct cp_httpd {
     page_t pages[2];
 };
 
-static void respond(cp_httpd_t *h, int c)
+/* Every connection is served by one poll loop, each with its own deadline: idle or slow
+ * sockets cost a slot and at most CONN_TIMEOUT_MS, never the others' time. */
+#define MAX_CONNS       64
+#define CONN_TIMEOUT_MS 2000
+#define REQ_MAX         2048
+
+typedef struct {
+    int fd;        /* -1: free */
+    int64_t until; /* deadline, monotonic ms */
+    char req[REQ_MAX];
+    size_t rlen;
+    gw_buf_t out; /* the response once the request is complete */
+    size_t sent;
+} conn_t;
+
+static int64_t mono_ms(void)
 {
-    char req[1024];
-    ssize_t n = 0;
-    struct pollfd p = {c, POLLIN, 0};
-    if (poll(&p, 1, 2000) == 1) n = recv(c, req, sizeof req - 1, 0);
-    if (n <= 0) return;
-    req[n] = '\0';
+    return (int64_t)(gw_mono_us() / 1000);
+}
+
+static void build_response(cp_httpd_t *h, conn_t *c)
+{
     char path[64] = "";
-    if (sscanf(req, "GET %63s", path) != 1) {
-        const char *bad = "HTTP/1.0 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n";
-        send(c, bad, strlen(bad), MSG_NOSIGNAL);
+    if (sscanf(c->req, "GET %63s", path) != 1) {
+        gw_buf_puts(&c->out, "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\n"
+                             "Content-Length: 0\r\nConnection: close\r\n\r\n");
         return;
     }
-    gw_buf_t out = GW_BUF_INIT;
     pthread_mutex_lock(&h->mu);
     const page_t *pg = NULL;
     for (int i = 0; i < 2; i++)
         if (!strcmp(h->pages[i].path, path)) pg = &h->pages[i];
     if (pg && pg->body.len) {
         bool metrics = !strcmp(path, "/metrics");
-        gw_buf_printf(&out,
-                      "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Cache-Control: no-store\r\n\r\n",
+        gw_buf_printf(&c->out,
+                      "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
                       metrics ? "text/plain; version=0.0.4" : "application/json", pg->body.len);
-        gw_buf_append(&out, pg->body.data, pg->body.len);
+        gw_buf_append(&c->out, pg->body.data, pg->body.len);
     }
     pthread_mutex_unlock(&h->mu);
-    if (!out.len)
-        gw_buf_puts(&out, "HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\n"
-                          "Content-Length: 22\r\n\r\n{\"error\":\"not_found\"}\n");
-    for (size_t off = 0; off < out.len;) {
-        ssize_t w = send(c, out.data + off, out.len - off, MSG_NOSIGNAL);
-        if (w <= 0) break;
-        off += (size_t)w;
+    if (!c->out.len)
+        gw_buf_puts(&c->out, "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                             "Content-Length: 22\r\nConnection: close\r\n\r\n"
+                             "{\"error\":\"not_found\"}\n");
+}
+
+static void drop(conn_t *c)
+{
+    close(c->fd);
+    gw_buf_free(&c->out);
+    c->fd = -1;
+}
+
+/* Reads what has come; answers once the headers are complete (or too long). */
+static void on_readable(cp_httpd_t *h, conn_t *c)
+{
+    ssize_t n = recv(c->fd, c->req + c->rlen, sizeof c->req - 1 - c->rlen, 0);
+    if (n <= 0) {
+        drop(c);
+        return;
     }
-    gw_buf_free(&out);
+    c->rlen += (size_t)n;
+    c->req[c->rlen] = '\0';
+    if (strstr(c->req, "\r\n\r\n") || c->rlen == sizeof c->req - 1) build_response(h, c);
+}
+
+static void on_writable(conn_t *c)
+{
+    ssize_t w = send(c->fd, c->out.data + c->sent, c->out.len - c->sent, MSG_NOSIGNAL);
+    if (w > 0) c->sent += (size_t)w;
+    if (w <= 0 || c->sent == c->out.len) drop(c);
+}
+
+static void accept_all(cp_httpd_t *h, conn_t *conns)
+{
+    int fd;
+    while ((fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        conn_t *c = NULL;
+        for (int i = 0; i < MAX_CONNS && !c; i++)
+            if (conns[i].fd < 0) c = &conns[i];
+        if (!c) { /* full: the oldest deadline frees a slot soon enough */
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                       "Content-Length: 0\r\nConnection: close\r\n\r\n";
+            (void)!send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->until = mono_ms() + CONN_TIMEOUT_MS;
+        c->rlen = c->sent = 0;
+    }
 }
 
 static void *serve(void *arg)
 {
     cp_httpd_t *h = arg;
-    while (!atomic_load(&h->stop)) {
-        struct pollfd p = {h->fd, POLLIN, 0};
-        if (poll(&p, 1, 200) != 1) continue;
-        int c = accept(h->fd, NULL, NULL);
-        if (c < 0) continue;
-        respond(h, c);
-        close(c);
+    conn_t conns[MAX_CONNS];
+    struct pollfd p[MAX_CONNS + 1];
+    int idx[MAX_CONNS + 1];
+    for (int i = 0; i < MAX_CONNS; i++) {
+        conns[i].fd = -1;
+        conns[i].out = (gw_buf_t)GW_BUF_INIT;
     }
+    while (!atomic_load(&h->stop)) {
+        int n = 0;
+        p[n++] = (struct pollfd){h->fd, POLLIN, 0};
+        int64_t now = mono_ms();
+        for (int i = 0; i < MAX_CONNS; i++) {
+            if (conns[i].fd < 0) continue;
+            if (now > conns[i].until) {
+                drop(&conns[i]);
+                continue;
+            }
+            idx[n] = i;
+            p[n++] = (struct pollfd){conns[i].fd, conns[i].out.len ? POLLOUT : POLLIN, 0};
+        }
+        if (poll(p, (nfds_t)n, 100) <= 0) continue;
+        if (p[0].revents & POLLIN) accept_all(h, conns);
+        for (int k = 1; k < n; k++) {
+            conn_t *c = &conns[idx[k]];
+            if (c->fd < 0 || !p[k].revents) continue;
+            if (p[k].revents & (POLLERR | POLLHUP | POLLNVAL))
+                drop(c);
+            else if (c->out.len)
+                on_writable(c);
+            else
+                on_readable(h, c);
+        }
+    }
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (conns[i].fd >= 0) drop(&conns[i]);
     return NULL;
 }
 
@@ -98,7 +181,7 @@ cp_httpd_t *cp_httpd_start(const char *listen_addr, char *err, size_t errlen)
         snprintf(err, errlen, "invalid CONTROL_METRICS_LISTEN: '%s' is not an IPv4 address", host);
         return NULL;
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", listen_addr, strerror(errno));

@@ -1,6 +1,7 @@
-/* httpd.h - a tiny HTTP/1.0 endpoint for wsgw-control's /metrics and /health, on its own
+/* httpd.h - a tiny HTTP endpoint for wsgw-control's /metrics and /health, on its own
  * thread. The gRPC thread publishes rendered bodies with cp_httpd_publish(); the HTTP
- * thread only ever serves the latest copy, under a mutex, so the two never share state. */
+ * thread only ever serves the latest copy, under a mutex, so the two never share state.
+ * Up to 64 connections are served at once, each given 2 s; one request per connection. */
 #ifndef CP_HTTPD_H
 #define CP_HTTPD_H
 

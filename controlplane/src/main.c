@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "cpserver.h"
@@ -16,6 +17,7 @@ typedef struct {
     char *node_listen, *admin_listen, *metrics_listen, *state_path, *admin_token, *node_token;
     char *tls_cert, *tls_key, *tls_client_ca;
     long report_interval_ms, debounce_ms, debounce_max_ms;
+    bool init;
     int log_level, log_format;
 } cp_config_t;
 
@@ -29,6 +31,9 @@ static const gw_opt_t options[] = {
      0, 0, NULL, 0, "host:port for GET /metrics and /health (empty: off)"},
     {"state-path", "CONTROL_STATE_PATH", GW_OPT_STR, OFF(state_path), "wsgw-control.state", 0, 0,
      NULL, 0, "state file (written atomically; survives restarts)"},
+    {"init", "CONTROL_INIT", GW_OPT_BOOL, OFF(init), "false", 0, 0, NULL, 0,
+     "create CONTROL_STATE_PATH with a new configuration (a new epoch) if it does not exist, "
+     "then exit; the server never creates it by itself"},
     {"admin-token", "CONTROL_ADMIN_TOKEN", GW_OPT_STR, OFF(admin_token), "", 0, 0, NULL,
      GW_OPT_SECRET, "bearer token admins present (required, >= 16 bytes)"},
     {"node-token", "CONTROL_NODE_TOKEN", GW_OPT_STR, OFF(node_token), "", 0, 0, NULL, GW_OPT_SECRET,
@@ -57,6 +62,54 @@ static const gw_opts_spec_t spec = {
 
 static cp_server_t *g_server;
 
+/* Settings that cannot work together: refused at start rather than served insecurely. */
+static int cross_check(const cp_config_t *c, char *err, size_t errlen)
+{
+    if (c->init) return 0; /* only the state file matters */
+    if (strlen(c->admin_token) < 16 || strlen(c->node_token) < 16) {
+        snprintf(err, errlen,
+                 "invalid CONTROL_ADMIN_TOKEN / CONTROL_NODE_TOKEN: both are "
+                 "required, at least 16 bytes each");
+        return -1;
+    }
+    if (!strcmp(c->admin_token, c->node_token)) {
+        snprintf(err, errlen,
+                 "invalid CONTROL_NODE_TOKEN: equal to CONTROL_ADMIN_TOKEN (every "
+                 "node could administer the fleet)");
+        return -1;
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        snprintf(err, errlen, "invalid CONTROL_TLS_CERT / CONTROL_TLS_KEY: set both or neither");
+        return -1;
+    }
+    if (c->tls_client_ca[0] && !c->tls_cert[0]) {
+        snprintf(err, errlen,
+                 "invalid CONTROL_TLS_CLIENT_CA: client certificates need TLS "
+                 "(CONTROL_TLS_CERT and CONTROL_TLS_KEY); without, it would serve "
+                 "plaintext and check no certificate");
+        return -1;
+    }
+    return 0;
+}
+
+/* --init: the one way a new configuration is born. */
+static int init_state(const char *path)
+{
+    char err[512];
+    if (access(path, F_OK) == 0) {
+        GW_LOG(GW_LOG_NOTICE, "control", "init_skipped", "path=\"%s\" note=\"exists: kept\"", path);
+        return 0;
+    }
+    cp_state_t *s = cp_state_new();
+    int rc = cp_state_save(s, path, err, sizeof err);
+    if (rc == 0)
+        GW_LOG(GW_LOG_NOTICE, "control", "init", "path=\"%s\" epoch=%s", path, cp_state_epoch(s));
+    else
+        fprintf(stderr, "wsgw-control: invalid CONTROL_STATE_PATH: %s\n", err);
+    cp_state_free(s);
+    return rc == 0 ? 0 : 2;
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -69,18 +122,18 @@ int main(int argc, char **argv)
     char err[512];
     memset(&cfg, 0, sizeof cfg);
     int rc = gw_opts_load(&spec, &cfg, argc, argv, NULL, err, sizeof err);
-    if (rc == 0 && (strlen(cfg.admin_token) < 16 || strlen(cfg.node_token) < 16)) {
-        snprintf(err, sizeof err,
-                 "invalid CONTROL_ADMIN_TOKEN / CONTROL_NODE_TOKEN: both are "
-                 "required, at least 16 bytes each");
-        rc = -1;
-    }
+    if (rc == 0) rc = cross_check(&cfg, err, sizeof err);
     if (rc != 0) {
         if (rc < 0) fprintf(stderr, "wsgw-control: %s\n", err);
         gw_opts_free(&spec, &cfg);
         return rc < 0 ? 2 : 0;
     }
     gw_log_setup((gw_log_level_t)cfg.log_level, (gw_log_format_t)cfg.log_format);
+    if (cfg.init) {
+        rc = init_state(cfg.state_path);
+        gw_opts_free(&spec, &cfg);
+        return rc;
+    }
 
     cp_state_t *state = cp_state_load(cfg.state_path, err, sizeof err);
     if (!state) {

@@ -1,5 +1,7 @@
 #include "state.h"
 
+#include "snapshot.h"
+
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,8 @@
  * free_unpacked releases exactly what mutations add. */
 struct cp_state {
     cp_snapshot_msg_t *snap;
+    bool digested; /* digest is of snap as it is: a state is never changed once shared */
+    unsigned char digest[32];
 };
 
 #define PB_FREE(m) protobuf_c_message_free_unpacked((ProtobufCMessage *)(m), NULL)
@@ -85,7 +89,15 @@ cp_state_t *cp_state_new(void)
 
 cp_state_t *cp_state_load(const char *path, char *err, size_t errlen)
 {
-    if (access(path, F_OK) != 0) return cp_state_new();
+    if (access(path, F_OK) != 0) {
+        /* Never a fresh state by accident (a file deleted, a volume not mounted): every
+         * node would drop its roles and keys for the defaults of a new epoch. */
+        snprintf(err, errlen,
+                 "'%s' does not exist: create it once with --init (CONTROL_INIT=true), "
+                 "or point CONTROL_STATE_PATH at the existing one",
+                 path);
+        return NULL;
+    }
     gw_buf_t b = GW_BUF_INIT;
     if (gw_buf_read_file(&b, path, 64u << 20) < 0) {
         snprintf(err, errlen, "cannot read state file '%s'", path);
@@ -101,7 +113,40 @@ cp_state_t *cp_state_load(const char *path, char *err, size_t errlen)
     }
     cp_state_t *s = gw_xcalloc(1, sizeof *s);
     s->snap = m;
+    /* What the nodes would refuse is refused here, before anything is pushed. */
+    if (cp_state_validate(s, err, errlen) < 0) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "state file '%s' does not validate: %s", path, why);
+        cp_state_free(s);
+        return NULL;
+    }
     return s;
+}
+
+void cp_state_digest(cp_state_t *s, unsigned char out[32])
+{
+    if (!s->digested) {
+        size_t n = wsgw__control__v1__snapshot__get_packed_size(s->snap);
+        uint8_t *buf = gw_xmalloc(n ? n : 1);
+        wsgw__control__v1__snapshot__pack(s->snap, buf);
+        gw_sha256(buf, n, s->digest);
+        free(buf);
+        s->digested = true;
+    }
+    memcpy(out, s->digest, sizeof s->digest);
+}
+
+int cp_state_validate(const cp_state_t *s, char *err, size_t errlen)
+{
+    size_t n = wsgw__control__v1__snapshot__get_packed_size(s->snap);
+    uint8_t *buf = gw_xmalloc(n ? n : 1);
+    wsgw__control__v1__snapshot__pack(s->snap, buf);
+    gw_snapshot_t decoded;
+    int rc = gw_snapshot_decode(buf, n, &decoded, err, errlen);
+    if (rc == 0) gw_snapshot_free(&decoded);
+    free(buf);
+    return rc;
 }
 
 int cp_state_save(const cp_state_t *s, const char *path, char *err, size_t errlen)

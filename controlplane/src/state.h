@@ -34,6 +34,16 @@ cp_state_t *cp_state_new(void);
 
 /* Loads path; a missing file yields cp_state_new(). Returns NULL with a reason in err
  * when the file exists but cannot be read or decoded. */
+/* SHA-256 of the snapshot as packed for a push (what nodes report holding); computed
+ * once per state (a state is cloned, never changed, once the server holds it). */
+void cp_state_digest(cp_state_t *s, unsigned char out[32]);
+
+/* Checks the whole configuration as every node will (gw_snapshot_decode): 0, or -1
+ * with the reason naming the field. */
+int cp_state_validate(const cp_state_t *s, char *err, size_t errlen);
+
+/* Loads and validates the state file; a missing file is an error (first boot is
+ * explicit: cp_state_new() then cp_state_save()). */
 cp_state_t *cp_state_load(const char *path, char *err, size_t errlen);
 
 /* Atomically replaces path with the state. Returns 0 or -1 with a reason. */

@@ -262,6 +262,18 @@ static int cross_check(gw_config_t *cfg, const bool *set, char *err, size_t errl
         snprintf(err, errlen, "invalid REDIS_BACKOFF_MIN_MS: larger than REDIS_BACKOFF_MAX_MS");
         return -1;
     }
+    if (!cfg->control_tls_client_cert[0] != !cfg->control_tls_client_key[0]) {
+        snprintf(err, errlen,
+                 "invalid CONTROL_TLS_CLIENT_CERT / CONTROL_TLS_CLIENT_KEY: set both "
+                 "or neither");
+        return -1;
+    }
+    if (cfg->control_tls_client_cert[0] && !cfg->control_tls_ca[0]) {
+        snprintf(err, errlen,
+                 "invalid CONTROL_TLS_CLIENT_CERT: a client certificate needs TLS "
+                 "(CONTROL_TLS_CA); without, the node would connect in plaintext");
+        return -1;
+    }
     if (cfg->control_plane_url[0] && strlen(cfg->control_node_token) < 16) {
         snprintf(err, errlen,
                  "invalid CONTROL_NODE_TOKEN: required (>= 16 bytes) with "

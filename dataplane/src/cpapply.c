@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 #include "snapshot.h"
 #include "stats.h"
@@ -45,6 +46,7 @@ static int apply_snapshot(gw_server_t *srv, const uint8_t *data, size_t len, cha
     sn.roles = NULL;
     srv->config_version = sn.version;
     snprintf(srv->config_epoch, sizeof srv->config_epoch, "%s", sn.epoch);
+    gw_sha256(data, len, srv->config_digest);
     srv->config_ready = true;
     gw_snapshot_free(&sn);
 
@@ -72,7 +74,7 @@ static void on_snapshot(void *ud, const uint8_t *data, size_t len, const char *n
     if (srv->cfg->config_cache_path[0] &&
         gw_write_file_atomic(srv->cfg->config_cache_path, data, len, err, sizeof err) < 0)
         GW_LOG(GW_LOG_WARN, SUBSYS, "cache_write_failed", "error=\"%s\"", err);
-    gw_cplink_ack(srv->cplink, srv->config_version, srv->config_epoch, nonce);
+    gw_cplink_ack(srv->cplink, srv->config_version, srv->config_epoch, srv->config_digest, nonce);
 }
 
 static void load_cached_config(gw_server_t *srv)
@@ -91,18 +93,12 @@ static void load_cached_config(gw_server_t *srv)
     gw_buf_free(&b);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void on_report(uv_timer_t *t)
 {
     gw_server_t *srv = t->data;
     size_t n;
-    uint8_t *st = gw_stats_report(srv->redis && gw_redis_is_up(srv->redis), wall_ms(), &n);
+    uint8_t *st = gw_stats_report(srv->redis && gw_redis_is_up(srv->redis),
+                                  (int64_t)(gw_unix_us() / 1000), &n);
     gw_cplink_report(srv->cplink, st, n);
     free(st);
 }
@@ -121,7 +117,8 @@ void gw_control_start(gw_server_t *srv)
                           .tls_cert = cfg->control_tls_client_cert,
                           .tls_key = cfg->control_tls_client_key};
     srv->cplink =
-        gw_cplink_start(srv->loop, &o, srv->config_version, srv->config_epoch, on_snapshot, srv);
+        gw_cplink_start(srv->loop, &o, srv->config_version, srv->config_epoch,
+                        srv->config_version ? srv->config_digest : NULL, on_snapshot, srv);
     if (!srv->cplink) return; /* logged; the node serves from its cache, if any */
     uv_timer_init(srv->loop, &srv->report_timer);
     srv->report_timer.data = srv;

@@ -45,6 +45,7 @@ struct gw_cplink {
     bool stop;
     uint64_t held_version;
     char held_epoch[64];
+    unsigned char held_digest[32];
     uint8_t *snap; /* thread -> loop: the newest snapshot only */
     size_t snap_len;
     char snap_nonce[32];
@@ -106,11 +107,13 @@ static void post(gw_cplink_t *l, const ProtobufCMessage *m)
     pthread_mutex_unlock(&l->mu);
 }
 
-void gw_cplink_ack(gw_cplink_t *l, uint64_t version, const char *epoch, const char *nonce)
+void gw_cplink_ack(gw_cplink_t *l, uint64_t version, const char *epoch,
+                   const unsigned char digest[32], const char *nonce)
 {
     pthread_mutex_lock(&l->mu);
     l->held_version = version;
     snprintf(l->held_epoch, sizeof l->held_epoch, "%s", epoch);
+    memcpy(l->held_digest, digest, 32);
     pthread_mutex_unlock(&l->mu);
     Wsgw__Control__V1__Ack a = WSGW__CONTROL__V1__ACK__INIT;
     a.version = version;
@@ -291,9 +294,15 @@ static void start_call(gw_cplink_t *l)
     Wsgw__Control__V1__NodeHello h = WSGW__CONTROL__V1__NODE_HELLO__INIT;
     pthread_mutex_lock(&l->mu);
     char epoch[64];
+    unsigned char digest[32];
     snprintf(epoch, sizeof epoch, "%s", l->held_epoch);
+    memcpy(digest, l->held_digest, sizeof digest);
     h.config_version = l->held_version;
     pthread_mutex_unlock(&l->mu);
+    if (h.config_version) {
+        h.config_digest.data = digest;
+        h.config_digest.len = sizeof digest;
+    }
     h.node_id = l->node_id;
     h.address = l->address;
     h.build_version = l->build;
@@ -461,7 +470,8 @@ static grpc_channel_credentials *make_creds(const gw_cplink_opts_t *o)
 }
 
 gw_cplink_t *gw_cplink_start(uv_loop_t *loop, const gw_cplink_opts_t *o, uint64_t held_version,
-                             const char *held_epoch, gw_cplink_snapshot_cb cb, void *ud)
+                             const char *held_epoch, const unsigned char *held_digest,
+                             gw_cplink_snapshot_cb cb, void *ud)
 {
     grpc_channel_credentials *creds = make_creds(o);
     if (!creds) {
@@ -480,6 +490,7 @@ gw_cplink_t *gw_cplink_start(uv_loop_t *loop, const gw_cplink_opts_t *o, uint64_
     l->ud = ud;
     l->held_version = held_version;
     snprintf(l->held_epoch, sizeof l->held_epoch, "%s", held_epoch ? held_epoch : "");
+    if (held_digest) memcpy(l->held_digest, held_digest, sizeof l->held_digest);
     l->backoff_ms = 100;
     l->t_wake.kind = T_WAKE;
     l->t_start.kind = T_START;

@@ -34,10 +34,13 @@ typedef void (*gw_cplink_snapshot_cb)(void *ud, const uint8_t *data, size_t len,
 
 typedef struct gw_cplink gw_cplink_t;
 
+/* held_digest: SHA-256 of the snapshot held (as packed when pushed), or NULL for none. */
 gw_cplink_t *gw_cplink_start(uv_loop_t *loop, const gw_cplink_opts_t *o, uint64_t held_version,
-                             const char *held_epoch, gw_cplink_snapshot_cb cb, void *ud);
+                             const char *held_epoch, const unsigned char *held_digest,
+                             gw_cplink_snapshot_cb cb, void *ud);
 
-void gw_cplink_ack(gw_cplink_t *l, uint64_t version, const char *epoch, const char *nonce);
+void gw_cplink_ack(gw_cplink_t *l, uint64_t version, const char *epoch,
+                   const unsigned char digest[32], const char *nonce);
 void gw_cplink_nack(gw_cplink_t *l, uint64_t kept, uint64_t rejected, const char *nonce,
                     const char *error);
 /* Sends a packed NodeStats. */

@@ -29,6 +29,7 @@ struct gw_server {
     bool config_ready; /* in cp_mode: a snapshot (pushed or cached) is applied */
     uint64_t config_version;
     char config_epoch[64];
+    unsigned char config_digest[32]; /* SHA-256 of the applied snapshot, as pushed */
     gw_cplink_t *cplink;
     uv_timer_t report_timer;
     struct lws_context *ctx;

@@ -58,6 +58,9 @@ class Control(Daemon):
         self.env.update(env or {})
         self.proc = None
         self.node_port = self.admin_port = None
+        if not os.path.exists(self.env["CONTROL_STATE_PATH"]):  # first boot is explicit
+            subprocess.run([CONTROL_BIN, "--init"], env=self.env, check=True,
+                           capture_output=True, timeout=30)
         self.start()
 
     def start(self, node_port=None, admin_port=None):

@@ -1,13 +1,16 @@
 """wsgw-control over real gRPC from Python grpcio: the Admin API, its status codes, the
 ControlPlane stream protocol (hello, push, ACK/NACK, stats, no resend loop), persistence
 across restarts, debounced pushes."""
+import os
+import re
+import subprocess
 import time
 
 import grpc
 import pytest
 
-from cptest import ADMIN_TOKEN, NODE_TOKEN, Control, grpc_api
-from gwtest import wait_for
+from cptest import ADMIN_TOKEN, CONTROL_BIN, NODE_TOKEN, Control, grpc_api
+from gwtest import WSGW_BIN, wait_for
 
 
 @pytest.fixture
@@ -94,7 +97,7 @@ def test_keys_secret_once_hash_only(control):
 class FakeNode:
     """A data plane written with grpcio: proves the stream protocol for another client."""
 
-    def __init__(self, control, node_id, version=0, epoch="", token=NODE_TOKEN):
+    def __init__(self, control, node_id, version=0, epoch="", token=NODE_TOKEN, digest=b""):
         pb2, pb2_grpc = grpc_api()
         self.pb2 = pb2
         self.ch = grpc.insecure_channel(control.node_target)
@@ -104,7 +107,8 @@ class FakeNode:
         self.q.put(pb2.NodeMessage(hello=pb2.NodeHello(node_id=node_id, address="10.0.0.1:8889",
                                                        build_version="test",
                                                        config_version=version,
-                                                       config_epoch=epoch)))
+                                                       config_epoch=epoch,
+                                                       config_digest=digest)))
 
         def gen():
             while True:
@@ -176,14 +180,23 @@ def test_stream_needs_node_token(control):
 
 
 def test_node_that_holds_the_version_gets_nothing(control):
+    import hashlib
     a = control.admin()
     cfg = a.GetConfig()
-    n = FakeNode(control, "n2", version=cfg.version, epoch=cfg.epoch)
+    digest = hashlib.sha256(cfg.SerializeToString()).digest()
+    n = FakeNode(control, "n2", version=cfg.version, epoch=cfg.epoch, digest=digest)
     with pytest.raises(AssertionError):
         n.next_push(timeout=0.5)
+    # the same version and epoch, but not the same bytes (a cache altered on the node, or
+    # one that never came from here): pushed again
+    for bad in (b"", b"\0" * 32):
+        other = FakeNode(control, "n4", version=cfg.version, epoch=cfg.epoch, digest=bad)
+        assert other.next_push().snapshot.version == cfg.version
+        other.close()
     pb2, _ = grpc_api()
     n.send(stats=pb2.NodeStats(time_unix_ms=1))  # a report keeps it from going stale
-    wait_for(lambda: a.ListNodes().nodes[0].sync_status == "synced", 5, "synced from hello")
+    wait_for(lambda: {x.node_id: x.sync_status for x in a.ListNodes().nodes}["n2"] == "synced", 5,
+             "synced from hello")
     stale = FakeNode(control, "n3", version=cfg.version, epoch="another-epoch")
     assert stale.next_push().snapshot.epoch == cfg.epoch  # same number, other epoch: pushed
     n.close()
@@ -269,3 +282,63 @@ def test_metrics_and_health(control):
     assert status == 200 and json.loads(health)["status"] == "ok"
     assert control.http("/nope")[0] == 404
     n.close()
+
+
+# --- start-up rules: explicit first boot, validated state, settings that cannot work -------
+
+def run_control(env, *args):
+    full = dict(os.environ, CONTROL_ADMIN_TOKEN=ADMIN_TOKEN, CONTROL_NODE_TOKEN=NODE_TOKEN,
+                CONTROL_NODE_LISTEN="127.0.0.1:0", CONTROL_ADMIN_LISTEN="127.0.0.1:0",
+                CONTROL_METRICS_LISTEN="")
+    full.update(env)
+    return subprocess.run([CONTROL_BIN, *args], env=full, capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_a_missing_state_file_is_an_error_and_first_boot_is_explicit(tmp_path):
+    path = str(tmp_path / "state.pb")
+    p = run_control({"CONTROL_STATE_PATH": path})
+    assert p.returncode == 2 and "--init" in p.stderr and not os.path.exists(path)
+    p = run_control({"CONTROL_STATE_PATH": path}, "--init")
+    assert p.returncode == 0 and os.path.exists(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    epoch = re.search(r"epoch=(\w+)", p.stderr).group(1)
+    p = run_control({"CONTROL_STATE_PATH": path}, "--init")  # kept, not replaced
+    assert p.returncode == 0 and "init_skipped" in p.stderr
+    c = Control(state_dir=str(tmp_path))
+    try:
+        assert c.admin().GetConfig().epoch == epoch
+    finally:
+        c.close()
+
+
+def test_settings_that_cannot_work_together_are_refused(tmp_path):
+    path = str(tmp_path / "state.pb")
+    assert run_control({"CONTROL_STATE_PATH": path}, "--init").returncode == 0
+    pem = tmp_path / "x.pem"
+    pem.write_text("not used")
+    for env, name in [({"CONTROL_TLS_CLIENT_CA": str(pem)}, "CONTROL_TLS_CLIENT_CA"),
+                      ({"CONTROL_TLS_CERT": str(pem)}, "CONTROL_TLS_KEY"),
+                      ({"CONTROL_NODE_TOKEN": ADMIN_TOKEN}, "CONTROL_NODE_TOKEN")]:
+        p = run_control(dict(env, CONTROL_STATE_PATH=path))
+        assert p.returncode == 2 and name in p.stderr, (env, p.stderr)
+    node = subprocess.run([WSGW_BIN], env=dict(os.environ, CONTROL_PLANE_URL="127.0.0.1:1",
+                                               CONTROL_NODE_TOKEN=NODE_TOKEN,
+                                               CONTROL_TLS_CLIENT_CERT=str(pem),
+                                               CONTROL_TLS_CLIENT_KEY=str(pem)),
+                          capture_output=True, text=True, timeout=10)
+    assert node.returncode == 2 and "CONTROL_TLS_CLIENT_CERT" in node.stderr
+
+
+def test_the_state_file_is_written_without_following_links(tmp_path):
+    c = Control(state_dir=str(tmp_path))
+    try:
+        victim = tmp_path / "victim"
+        victim.write_text("precious")
+        # where a predictable temporary name would be: a link to another file
+        os.symlink(str(victim), str(tmp_path / ("state.pb.tmp.%d" % c.proc.pid)))
+        c.admin().PutRole(role=grpc_api()[0].Role(name="ops", allow=["*"]))
+        assert victim.read_text() == "precious"
+        assert c.admin().GetRole(name="ops").name == "ops"
+    finally:
+        c.close()

@@ -171,8 +171,10 @@ static void test_persistence(void **state)
     char path[64], err[256], secret[64], id[64];
     snprintf(path, sizeof path, "/tmp/gwtest-state-%d.pb", (int)getpid());
     unlink(path);
-    cp_state_t *s = cp_state_load(path, err, sizeof err); /* missing: fresh state */
-    assert_non_null(s);
+    /* missing: an error, never a fresh state by accident; first boot is explicit */
+    assert_null(cp_state_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "--init"));
+    cp_state_t *s = cp_state_new();
     char *allow[] = {"market:*"};
     cp_role_msg_t r = role("trader", allow, 1, NULL, 0);
     assert_int_equal(cp_state_put_role(s, &r, err, sizeof err), 0);
@@ -198,6 +200,27 @@ static void test_persistence(void **state)
     fclose(f);
     assert_null(cp_state_load(path, err, sizeof err));
     assert_non_null(strstr(err, "not a valid snapshot"));
+
+    /* A file that decodes but that the nodes would refuse is refused at load too. */
+    cp_state_t *fresh = cp_state_new();
+    size_t n = wsgw__control__v1__snapshot__get_packed_size(cp_state_snapshot(fresh));
+    uint8_t *buf = malloc(n);
+    wsgw__control__v1__snapshot__pack(cp_state_snapshot(fresh), buf);
+    Wsgw__Control__V1__Snapshot *m = wsgw__control__v1__snapshot__unpack(NULL, n, buf);
+    free(m->auth->default_role);
+    m->auth->default_role = strdup("ghost");
+    n = wsgw__control__v1__snapshot__get_packed_size(m);
+    buf = realloc(buf, n);
+    wsgw__control__v1__snapshot__pack(m, buf);
+    f = fopen(path, "wb");
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    assert_null(cp_state_load(path, err, sizeof err));
+    assert_non_null(strstr(err, "does not validate"));
+    assert_non_null(strstr(err, "default_role"));
+    wsgw__control__v1__snapshot__free_unpacked(m, NULL);
+    free(buf);
+    cp_state_free(fresh);
     unlink(path);
 }
 
