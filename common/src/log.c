@@ -19,15 +19,18 @@ void gw_log_setup(gw_log_level_t level, gw_log_format_t format)
     log_format = format;
 }
 
-/* JSON-escapes the detail so a line in JSON mode is always one valid object. */
-static void put_json_escaped(FILE *f, const char *s)
+/* Details carry peer-supplied strings (a node's id, a NACK's text, a client's channel):
+ * at the sink every byte that could end the line or drive a terminal (C0 controls, DEL,
+ * and anything not ASCII) is escaped, so no peer can forge a line or inject escape
+ * sequences. JSON mode also escapes quotes and backslashes: a line is one valid object. */
+static void put_escaped(FILE *f, const char *s, bool json)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
+        if (json && (c == '"' || c == '\\'))
             fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
+        else if (c < 0x20 || c >= 0x7f)
+            fprintf(f, json ? "\\u%04x" : "\\x%02x", c);
         else
             fputc(c, f);
     }
@@ -100,11 +103,13 @@ void gw_log_emit(gw_log_level_t level, const char *subsys, const char *event, co
         fprintf(stderr,
                 "{\"ts\":\"%s\",\"level\":\"%s\",\"sub\":\"%s\",\"event\":\"%s\",\"detail\":\"", ts,
                 gw_log_level_names[level], subsys, event);
-        put_json_escaped(stderr, detail);
+        put_escaped(stderr, detail, true);
         fputs("\"}\n", stderr);
     } else {
-        fprintf(stderr, "ts=%s level=%s sub=%s event=%s%s%s\n", ts, gw_log_level_names[level],
-                subsys, event, detail[0] ? " " : "", detail);
+        fprintf(stderr, "ts=%s level=%s sub=%s event=%s%s", ts, gw_log_level_names[level], subsys,
+                event, detail[0] ? " " : "");
+        put_escaped(stderr, detail, false);
+        fputc('\n', stderr);
     }
     funlockfile(stderr);
 }

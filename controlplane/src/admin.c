@@ -1,5 +1,6 @@
 #include "cpserver_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,7 @@ static grpc_status_code h_list_nodes(cp_server_t *s, const ProtobufCMessage *req
         v[i].error_detail = n->error ? n->error : "";
         v[i].last_report_unix_ms = n->last_report_ms;
         v[i].connected_unix_ms = n->connected_ms;
+        v[i].duplicate = n->duplicate;
         p[i] = &v[i];
     }
     Wsgw__Control__V1__ListNodesReply r = WSGW__CONTROL__V1__LIST_NODES_REPLY__INIT;
@@ -208,15 +210,55 @@ static grpc_status_code h_list_nodes(cp_server_t *s, const ProtobufCMessage *req
 
 typedef Wsgw__Control__V1__GetClusterStatsReply__TotalsEntry total_t;
 
+/* Fleet totals by counter name: an open-addressed table (power-of-two size, at most half
+ * full) of entries in first-seen order, so summing K reported counters costs O(K). Keys
+ * point into the nodes' reports, which outlive the reply. */
+typedef struct {
+    total_t *tot;
+    size_t n, cap;
+    uint32_t *slot; /* index + 1, 0 = empty */
+    size_t mask;
+} totals_t;
+
+static uint32_t name_hash(const char *k)
+{
+    uint32_t h = 2166136261u;
+    for (; *k; k++) h = (h ^ (unsigned char)*k) * 16777619u;
+    return h;
+}
+
+static void totals_add(totals_t *t, const char *key, uint64_t value)
+{
+    size_t j = name_hash(key) & t->mask;
+    for (; t->slot[j]; j = (j + 1) & t->mask)
+        if (!strcmp(t->tot[t->slot[j] - 1].key, key)) {
+            t->tot[t->slot[j] - 1].value += value;
+            return;
+        }
+    wsgw__control__v1__get_cluster_stats_reply__totals_entry__init(&t->tot[t->n]);
+    t->tot[t->n].key = (char *)key;
+    t->tot[t->n].value = value;
+    t->slot[j] = (uint32_t)++t->n;
+}
+
 static grpc_status_code h_cluster_stats(cp_server_t *s, const ProtobufCMessage *req,
                                         grpc_byte_buffer **reply, char *detail, size_t dlen)
 {
     (void)req, (void)detail, (void)dlen;
-    size_t count = 0, ntot = 0, captot = 16;
-    for (cp_node_t *n = s->fleet.nodes; n; n = n->next) count += n->connected && n->stats;
+    size_t count = 0, reported = 0;
+    for (cp_node_t *n = s->fleet.nodes; n; n = n->next)
+        if (n->connected && n->stats) {
+            count++;
+            reported += n->stats->n_counters;
+        }
+    totals_t t = {.cap = reported + 1};
+    size_t size = 2;
+    while (size < 2 * t.cap) size *= 2;
+    t.mask = size - 1;
+    t.slot = gw_xcalloc(size, sizeof *t.slot);
+    t.tot = gw_xcalloc(t.cap, sizeof *t.tot);
     Wsgw__Control__V1__NodeCounters *v = gw_xcalloc(count + 1, sizeof *v);
     Wsgw__Control__V1__NodeCounters **p = gw_xcalloc(count + 1, sizeof *p);
-    total_t *tot = gw_xcalloc(captot, sizeof *tot);
     size_t i = 0;
     for (cp_node_t *n = s->fleet.nodes; n; n = n->next) {
         if (!n->connected || !n->stats) continue;
@@ -228,30 +270,21 @@ static grpc_status_code h_cluster_stats(cp_server_t *s, const ProtobufCMessage *
         v[i].counters = (Wsgw__Control__V1__NodeCounters__CountersEntry **)n->stats->counters;
         p[i] = &v[i];
         i++;
-        for (size_t c = 0; c < n->stats->n_counters; c++) {
-            Wsgw__Control__V1__NodeStats__CountersEntry *e = n->stats->counters[c];
-            size_t t = 0;
-            while (t < ntot && strcmp(tot[t].key, e->key)) t++;
-            if (t == ntot) {
-                if (ntot == captot) tot = gw_xrealloc(tot, (captot *= 2) * sizeof *tot);
-                wsgw__control__v1__get_cluster_stats_reply__totals_entry__init(&tot[ntot]);
-                tot[ntot].key = e->key;
-                ntot++;
-            }
-            tot[t].value += e->value;
-        }
+        for (size_t c = 0; c < n->stats->n_counters; c++)
+            totals_add(&t, n->stats->counters[c]->key, n->stats->counters[c]->value);
     }
-    total_t **tp = gw_xcalloc(ntot + 1, sizeof *tp);
-    for (size_t t = 0; t < ntot; t++) tp[t] = &tot[t];
+    total_t **tp = gw_xcalloc(t.n + 1, sizeof *tp);
+    for (size_t k = 0; k < t.n; k++) tp[k] = &t.tot[k];
     Wsgw__Control__V1__GetClusterStatsReply r = WSGW__CONTROL__V1__GET_CLUSTER_STATS_REPLY__INIT;
     r.n_nodes = count;
     r.nodes = p;
-    r.n_totals = ntot;
+    r.n_totals = t.n;
     r.totals = tp;
     *reply = pb_to_bb(&r.base);
     free(v);
     free(p);
-    free(tot);
+    free(t.tot);
+    free(t.slot);
     free(tp);
     return GRPC_STATUS_OK;
 }

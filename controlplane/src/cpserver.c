@@ -14,6 +14,7 @@
 #include "fleet.h"
 #include "httpd.h"
 #include "log.h"
+#include "nodemsg.h"
 #include "pb.h"
 
 #define SUBSYS "control"
@@ -211,7 +212,8 @@ static void stream_maybe_free(stream_t *st)
     else if (s->streams == st)
         s->streams = st->next;
     if (st->next) st->next->prev = st->prev;
-    cp_fleet_detach(&s->fleet, st->node, st);
+    cp_fleet_detach(&s->fleet, st->node, st, cp_wall_ms());
+    s->nstreams--;
     if (st->recv_buf) grpc_byte_buffer_destroy(st->recv_buf);
     if (st->send_buf) grpc_byte_buffer_destroy(st->send_buf);
     grpc_metadata_array_destroy(&st->md);
@@ -308,6 +310,8 @@ static void on_stream_new(stream_t *st, bool ok)
     st->next = s->streams;
     if (st->next) st->next->prev = st;
     s->streams = st;
+    s->nstreams++;
+    st->opened_ms = mono_ms();
 
     grpc_op op;
     memset(&op, 0, sizeof op);
@@ -317,6 +321,11 @@ static void on_stream_new(stream_t *st, bool ok)
 
     char detail[256];
     grpc_status_code code = check_token(&st->md, s->node_hash, detail, sizeof detail);
+    if (code == GRPC_STATUS_OK && s->nstreams > s->fleet.max_nodes + CP_STREAMS_SPARE) {
+        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(detail, sizeof detail, "too many node streams (CONTROL_MAX_NODES=%zu)",
+                 s->fleet.max_nodes);
+    }
     if (code != GRPC_STATUS_OK) {
         GW_LOG(GW_LOG_WARN, SUBSYS, "node_refused", "detail=\"%s\"", detail);
         stream_end(st, code, detail);
@@ -328,6 +337,14 @@ static void on_stream_new(stream_t *st, bool ok)
     op.op = GRPC_OP_SEND_INITIAL_METADATA;
     if (start(st, &op, 1, &st->t_md)) st->md_sent = true;
     arm_recv(st);
+}
+
+static size_t count_twins(cp_server_t *s, const cp_node_t *n)
+{
+    size_t k = 0;
+    for (const cp_node_t *o = s->fleet.nodes; o; o = o->next)
+        k += o != n && o->connected && !strcmp(o->node_id, n->node_id);
+    return k;
 }
 
 static char *dup_or_null(const char *s)
@@ -346,11 +363,26 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
     switch (m->msg_case) {
     case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_HELLO: {
         Wsgw__Control__V1__NodeHello *h = m->hello;
-        if (n || !h->node_id[0] || strlen(h->node_id) > 256) {
-            stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "hello: node_id required, sent once");
+        char why[200], detail[256];
+        if (n) {
+            stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "hello: sent twice");
+            return;
+        }
+        if (gw_node_hello_check(h, why, sizeof why) < 0) {
+            snprintf(detail, sizeof detail, "hello: %s", why);
+            GW_LOG(GW_LOG_WARN, SUBSYS, "node_refused", "detail=\"%s\"", detail);
+            stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, detail);
             return;
         }
         n = st->node = cp_fleet_attach(&s->fleet, h->node_id, st, cp_wall_ms());
+        if (!n) {
+            snprintf(detail, sizeof detail, "fleet full: %zu nodes connected (CONTROL_MAX_NODES)",
+                     s->fleet.count);
+            GW_LOG(GW_LOG_WARN, SUBSYS, "node_refused", "node=%s detail=\"%s\"", h->node_id,
+                   detail);
+            stream_end(st, GRPC_STATUS_RESOURCE_EXHAUSTED, detail);
+            return;
+        }
         free(n->address);
         free(n->build);
         free(n->acked_epoch);
@@ -363,6 +395,9 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
             memcpy(n->acked_digest, h->config_digest.data, sizeof n->acked_digest);
         GW_LOG(GW_LOG_NOTICE, SUBSYS, "node_connected", "node=%s address=%s holds=%llu", n->node_id,
                n->address, (unsigned long long)h->config_version);
+        if (n->duplicate) /* both get every push; the operator must sort out who is who */
+            GW_LOG(GW_LOG_WARN, SUBSYS, "node_duplicate", "node=%s address=%s streams=%zu",
+                   n->node_id, n->address, 1 + count_twins(s, n));
         break;
     }
     case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_ACK:
@@ -380,17 +415,26 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
         n->nacked_version = m->nack->rejected_version ? m->nack->rejected_version : n->sent_version;
         s->nacks++;
         free(n->error);
-        n->error = gw_xstrndup(m->nack->error_detail, strnlen(m->nack->error_detail, 1024));
+        n->error =
+            gw_xstrndup(m->nack->error_detail, strnlen(m->nack->error_detail, GW_NODE_ERROR_MAX));
         GW_LOG(GW_LOG_WARN, SUBSYS, "node_nack", "node=%s version=%llu error=\"%s\"", n->node_id,
                (unsigned long long)n->nacked_version, n->error);
         break;
-    case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_STATS:
+    case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_STATS: {
+        char why[200];
+        if (gw_node_stats_check(m->stats, why, sizeof why) < 0) {
+            /* Refused, not fatal: the stream still carries config (a revocation must
+             * reach this node whatever its reports look like). */
+            GW_LOG(GW_LOG_WARN, SUBSYS, "stats_refused", "node=%s detail=\"%s\"", n->node_id, why);
+            break;
+        }
         if (n->stats) protobuf_c_message_free_unpacked(&n->stats->base, NULL);
         n->stats = m->stats; /* keep it: take it out of the message before freeing that */
         m->stats = NULL;
         m->msg_case = WSGW__CONTROL__V1__NODE_MESSAGE__MSG__NOT_SET;
         n->last_report_ms = cp_wall_ms();
         break;
+    }
     default: stream_end(st, GRPC_STATUS_INVALID_ARGUMENT, "empty message"); return;
     }
     stream_maybe_send(st);
@@ -439,7 +483,7 @@ static void on_stream_close(stream_t *st)
     st->closed = true;
     if (st->node) {
         GW_LOG(GW_LOG_NOTICE, SUBSYS, "node_gone", "node=%s", st->node->node_id);
-        cp_fleet_detach(&st->srv->fleet, st->node, st);
+        cp_fleet_detach(&st->srv->fleet, st->node, st, cp_wall_ms());
         st->node = NULL;
     }
     stream_maybe_free(st);
@@ -460,6 +504,17 @@ static void push_all(cp_server_t *s)
 {
     s->push_due_ms = s->dirty_since_ms = 0;
     for (stream_t *st = s->streams; st; st = st->next) stream_maybe_send(st);
+}
+
+/* Once a second: streams that never said hello are ended, long-gone nodes forgotten. */
+static void sweep(cp_server_t *s, int64_t now)
+{
+    for (stream_t *st = s->streams; st; st = st->next)
+        if (!st->node && !st->ending && !st->closed && now - st->opened_ms > CP_HELLO_WAIT_MS)
+            stream_end(st, GRPC_STATUS_DEADLINE_EXCEEDED, "no hello within 5 s");
+    size_t freed = cp_fleet_expire(&s->fleet, cp_wall_ms());
+    if (freed)
+        GW_LOG(GW_LOG_INFO, SUBSYS, "nodes_expired", "count=%zu fleet=%zu", freed, s->fleet.count);
 }
 
 /*------------------------------------------------------------------------------
@@ -490,6 +545,7 @@ static void publish_metrics(cp_server_t *s)
     static const char *const statuses[] = {"synced", "pending", "nacked", "stale", "gone"};
     uint64_t count[5] = {0};
     uint64_t v = cp_state_version(s->state);
+    size_t dups = cp_fleet_duplicates(&s->fleet);
     for (cp_node_t *n = s->fleet.nodes; n; n = n->next) {
         const char *st = cp_fleet_status(&s->fleet, n, v, cp_wall_ms());
         for (int i = 0; i < 5; i++)
@@ -501,9 +557,18 @@ static void publish_metrics(cp_server_t *s)
                   "# TYPE wsgw_control_up gauge\nwsgw_control_up 1\n"
                   "# HELP wsgw_control_config_version current config version\n"
                   "# TYPE wsgw_control_config_version gauge\nwsgw_control_config_version %llu\n"
+                  "# HELP wsgw_control_nodes_duplicate open streams whose node_id another "
+                  "open stream claims too\n"
+                  "# TYPE wsgw_control_nodes_duplicate gauge\nwsgw_control_nodes_duplicate %zu\n"
+                  "# HELP wsgw_control_fleet_entries nodes listed, connected or gone\n"
+                  "# TYPE wsgw_control_fleet_entries gauge\nwsgw_control_fleet_entries %zu\n"
+                  "# HELP wsgw_control_node_streams open node streams, with or without hello\n"
+                  "# TYPE wsgw_control_node_streams gauge\nwsgw_control_node_streams %zu\n"
+                  "# HELP wsgw_control_fleet_limit CONTROL_MAX_NODES\n"
+                  "# TYPE wsgw_control_fleet_limit gauge\nwsgw_control_fleet_limit %zu\n"
                   "# HELP wsgw_control_nodes data planes by sync status\n"
                   "# TYPE wsgw_control_nodes gauge\n",
-                  (unsigned long long)v);
+                  (unsigned long long)v, dups, s->fleet.count, s->nstreams, s->fleet.max_nodes);
     for (int i = 0; i < 5; i++)
         gw_buf_printf(&b, "wsgw_control_nodes{status=\"%s\"} %llu\n", statuses[i],
                       (unsigned long long)count[i]);
@@ -529,11 +594,12 @@ static void publish_metrics(cp_server_t *s)
     b.len = 0;
     gw_buf_printf(&b,
                   "{\"status\":\"%s\",\"version\":%llu,\"epoch\":\"%s\",\"nodes\":{\"synced\":"
-                  "%llu,\"pending\":%llu,\"nacked\":%llu,\"stale\":%llu,\"gone\":%llu}}\n",
+                  "%llu,\"pending\":%llu,\"nacked\":%llu,\"stale\":%llu,\"gone\":%llu,"
+                  "\"duplicate\":%zu}}\n",
                   s->stopping ? "stopping" : "ok", (unsigned long long)v, cp_state_epoch(s->state),
                   (unsigned long long)count[0], (unsigned long long)count[1],
                   (unsigned long long)count[2], (unsigned long long)count[3],
-                  (unsigned long long)count[4]);
+                  (unsigned long long)count[4], dups);
     cp_httpd_publish(s->httpd, "/health", b.data, b.len);
     gw_buf_free(&b);
 }
@@ -566,8 +632,9 @@ Exit:
     return c;
 }
 
-static grpc_server *make_server(cp_server_t *s, const char *addr, int *port, char *err,
-                                size_t errlen)
+/* max_recv bounds one message from a peer; max_streams the calls on one connection. */
+static grpc_server *make_server(cp_server_t *s, const char *addr, int max_recv, int max_streams,
+                                int *port, char *err, size_t errlen)
 {
     grpc_arg a[] = {
         {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
@@ -577,7 +644,8 @@ static grpc_server *make_server(cp_server_t *s, const char *addr, int *port, cha
          GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          {.integer = 5000}},
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 16 << 20}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = max_recv}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_CONCURRENT_STREAMS, {.integer = max_streams}},
     };
     grpc_channel_args ca = {sizeof a / sizeof a[0], a};
     grpc_server *gs = grpc_server_create(&ca, NULL);
@@ -603,13 +671,16 @@ cp_server_t *cp_server_new(const cp_server_opts_t *o, cp_state_t *state, char *e
     s->o = *o;
     s->state = state;
     s->fleet.report_interval_ms = o->report_interval_ms;
+    s->fleet.max_nodes = o->max_nodes ? (size_t)o->max_nodes : 1024;
+    s->fleet.gone_ttl_ms = o->gone_ttl_ms;
     s->t_shutdown = (tag_t){T_SHUTDOWN, s};
     gw_sha256(o->admin_token, strlen(o->admin_token), s->admin_hash);
     gw_sha256(o->node_token, strlen(o->node_token), s->node_hash);
     s->cq = grpc_completion_queue_create_for_next(NULL);
-    s->node_srv = make_server(s, o->node_listen, &s->node_port, err, errlen);
+    /* A node sends small messages on one stream; admins may send large roles. */
+    s->node_srv = make_server(s, o->node_listen, GW_NODE_MSG_MAX, 4, &s->node_port, err, errlen);
     if (!s->node_srv) goto Error;
-    s->admin_srv = make_server(s, o->admin_listen, &s->admin_port, err, errlen);
+    s->admin_srv = make_server(s, o->admin_listen, 16 << 20, 100, &s->admin_port, err, errlen);
     if (!s->admin_srv) goto Error;
     s->reg_connect = grpc_server_register_method(s->node_srv, PKG "ControlPlane/Connect", NULL,
                                                  GRPC_SRM_PAYLOAD_NONE, 0);
@@ -705,6 +776,10 @@ void cp_server_run(cp_server_t *s)
         int64_t now = mono_ms();
         if (s->stop_requested && !s->stopping) begin_shutdown(s);
         if (s->push_due_ms && now >= s->push_due_ms && !s->stopping) push_all(s);
+        if (now - s->swept_ms >= 1000) {
+            sweep(s, now);
+            s->swept_ms = now;
+        }
         if (s->httpd && now - s->published_ms >= 500) {
             publish_metrics(s);
             s->published_ms = now;

@@ -23,6 +23,8 @@ typedef struct {
     long report_interval_ms;
     long debounce_ms;
     long debounce_max_ms;
+    long max_nodes;   /* fleet entries kept (connected + gone) */
+    long gone_ttl_ms; /* a gone node stays listed this long */
 } cp_server_opts_t;
 
 typedef struct cp_server cp_server_t;

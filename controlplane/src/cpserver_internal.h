@@ -18,6 +18,11 @@
 #define PKG       "/wsgw.control.v1."
 #define CP_NCODES (GRPC_STATUS_UNAUTHENTICATED + 1) /* gRPC status codes 0..16 */
 
+/* Streams beyond CONTROL_MAX_NODES allowed while others close (a node reconnecting before
+ * its old stream is noticed gone); and how long a stream may stay without a hello. */
+#define CP_STREAMS_SPARE 64
+#define CP_HELLO_WAIT_MS 5000
+
 typedef enum {
     T_UNARY_NEW,
     T_UNARY_DONE,
@@ -83,6 +88,7 @@ typedef struct stream {
     bool md_sent, send_busy, status_sent, closed, ending;
     grpc_status_code end_code;
     cp_node_t *node;
+    int64_t opened_ms;
 } stream_t;
 
 struct cp_server {
@@ -95,6 +101,7 @@ struct cp_server {
     int node_port, admin_port;
     unsigned char admin_hash[32], node_hash[32];
     stream_t *streams;
+    size_t nstreams;
     long live; /* calls and requests not yet freed */
     tag_t t_shutdown;
     int shutdowns_pending;
@@ -103,7 +110,7 @@ struct cp_server {
     int64_t stop_at_ms, push_due_ms, dirty_since_ms;
     uint64_t nonce_counter;
     cp_httpd_t *httpd;
-    int64_t published_ms;
+    int64_t published_ms, swept_ms;
     uint64_t admin_calls[16][CP_NCODES]; /* by method, status */
     uint64_t pushes, acks, nacks;
 };

@@ -16,7 +16,7 @@
 typedef struct {
     char *node_listen, *admin_listen, *metrics_listen, *state_path, *admin_token, *node_token;
     char *tls_cert, *tls_key, *tls_client_ca;
-    long report_interval_ms, debounce_ms, debounce_max_ms;
+    long report_interval_ms, debounce_ms, debounce_max_ms, max_nodes, gone_ttl_s;
     bool init;
     int log_level, log_format;
 } cp_config_t;
@@ -50,6 +50,11 @@ static const gw_opt_t options[] = {
      "changes within this quiet period go out as one snapshot"},
     {"debounce-max-ms", "CONTROL_DEBOUNCE_MAX_MS", GW_OPT_INT, OFF(debounce_max_ms), "500", 0,
      600000, NULL, 0, "a stream of changes is pushed at least this often"},
+    {"max-nodes", "CONTROL_MAX_NODES", GW_OPT_INT, OFF(max_nodes), "1024", 1, 100000, NULL, 0,
+     "fleet entries kept, connected or gone; a new node evicts the oldest gone one, and is "
+     "refused (RESOURCE_EXHAUSTED) when all are connected"},
+    {"gone-ttl-s", "CONTROL_GONE_TTL_S", GW_OPT_INT, OFF(gone_ttl_s), "3600", 1, 2592000, NULL, 0,
+     "a node whose stream closed stays listed as gone this long"},
     GW_OPTS_LOG_ROWS(cp_config_t, log_level, log_format),
 };
 
@@ -161,7 +166,9 @@ int main(int argc, char **argv)
                           .tls_client_ca = cfg.tls_client_ca,
                           .report_interval_ms = cfg.report_interval_ms,
                           .debounce_ms = cfg.debounce_ms,
-                          .debounce_max_ms = cfg.debounce_max_ms};
+                          .debounce_max_ms = cfg.debounce_max_ms,
+                          .max_nodes = cfg.max_nodes,
+                          .gone_ttl_ms = cfg.gone_ttl_s * 1000};
     g_server = cp_server_new(&o, state, err, sizeof err);
     if (!g_server) {
         fprintf(stderr, "wsgw-control: %s\n", err);

@@ -29,6 +29,26 @@ static struct {
     long timeout_ms;
 } g = {NULL, NULL, "", "", "", false, 5000};
 
+/* Table cells and messages carry what nodes and admins sent (a node's id, a NACK's text):
+ * bytes that could drive the terminal (controls, DEL, non-ASCII) print as \xNN. The
+ * result lives until 8 more calls. */
+static const char *esc(const char *s)
+{
+    static gw_buf_t ring[8];
+    static unsigned next;
+    gw_buf_t *b = &ring[next++ % 8];
+    b->len = 0;
+    gw_buf_printf(b, "%s", ""); /* never NULL, even for "" */
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c >= 0x7f || c == '\\')
+            gw_buf_printf(b, "\\x%02x", c);
+        else
+            gw_buf_printf(b, "%c", c);
+    }
+    return b->data;
+}
+
 static grpc_channel *channel;
 
 static void usage(void)
@@ -113,7 +133,7 @@ static grpc_status_code call(const char *method, const ProtobufCMessage *req,
         if (!*reply) status = GRPC_STATUS_INTERNAL;
     } else {
         char *d = grpc_slice_to_c_string(details);
-        fprintf(stderr, "wsgwctl: %s: %s\n", method, d[0] ? d : "failed");
+        fprintf(stderr, "wsgwctl: %s: %s\n", method, d[0] ? esc(d) : "failed");
         gpr_free(d);
     }
     grpc_byte_buffer_destroy(send);
@@ -143,7 +163,11 @@ static json_t *field_json(const ProtobufCFieldDescriptor *f, const void *p)
     case PROTOBUF_C_TYPE_UINT32: return json_integer(*(const uint32_t *)p);
     case PROTOBUF_C_TYPE_INT64: return json_integer(*(const int64_t *)p);
     case PROTOBUF_C_TYPE_UINT64: return json_integer((json_int_t) * (const uint64_t *)p);
-    case PROTOBUF_C_TYPE_STRING: return json_string(*(char *const *)p);
+    case PROTOBUF_C_TYPE_STRING: {
+        /* Not UTF-8 (a peer's bytes): shown escaped rather than dropped. */
+        json_t *j = json_string(*(char *const *)p);
+        return j ? j : json_string(esc(*(char *const *)p));
+    }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = p;
         gw_buf_t hex = GW_BUF_INIT;
@@ -212,7 +236,7 @@ static json_t *to_json(const ProtobufCMessage *m)
 static void print_json(const ProtobufCMessage *m)
 {
     json_t *j = to_json(m);
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     puts(s);
     free(s);
     json_decref(j);
@@ -227,7 +251,8 @@ static void print_roles(Wsgw__Control__V1__Role **roles, size_t n)
             gw_buf_printf(&a, "%s%s", k ? "," : "", roles[i]->allow[k]);
         for (size_t k = 0; k < roles[i]->n_deny; k++)
             gw_buf_printf(&d, "%s%s", k ? "," : "", roles[i]->deny[k]);
-        printf("%-20s %-40s %s\n", roles[i]->name, a.data ? a.data : "-", d.data ? d.data : "-");
+        printf("%-20s %-40s %s\n", esc(roles[i]->name), a.data ? esc(a.data) : "-",
+               d.data ? esc(d.data) : "-");
         gw_buf_free(&a);
         gw_buf_free(&d);
     }
@@ -386,7 +411,7 @@ static void t_created(ProtobufCMessage *m)
 {
     Wsgw__Control__V1__CreateApiKeyReply *r = (Wsgw__Control__V1__CreateApiKeyReply *)m;
     printf("id:      %s\nrole:    %s\nsecret:  %s\n(the secret is shown once; store it now)\n",
-           r->key->id, r->key->role, r->secret);
+           esc(r->key->id), esc(r->key->role), esc(r->secret));
 }
 
 static void t_keys(ProtobufCMessage *m)
@@ -397,8 +422,8 @@ static void t_keys(ProtobufCMessage *m)
         Wsgw__Control__V1__ApiKey *k = r->keys[i];
         char exp[32] = "never";
         if (k->expires_at) snprintf(exp, sizeof exp, "%lld", (long long)k->expires_at);
-        printf("%-24s %-16s %-12s %-8s %s\n", k->id, k->role, exp, k->revoked ? "yes" : "no",
-               k->description);
+        printf("%-24s %-16s %-12s %-8s %s\n", esc(k->id), esc(k->role), exp,
+               k->revoked ? "yes" : "no", esc(k->description));
     }
 }
 
@@ -531,10 +556,11 @@ Exit:
 static void t_config(ProtobufCMessage *m)
 {
     Wsgw__Control__V1__Snapshot *s = (Wsgw__Control__V1__Snapshot *)m;
-    printf("version %llu (epoch %s)\n", (unsigned long long)s->version, s->epoch);
+    printf("version %llu (epoch %s)\n", (unsigned long long)s->version, esc(s->epoch));
     printf("auth: require_auth=%s default_role=%s role_claim=%s leeway=%us require_exp=%s\n",
-           s->auth->require_auth ? "true" : "false", s->auth->default_role, s->auth->jwt_role_claim,
-           s->auth->jwt_leeway_s, s->auth->jwt_require_exp ? "true" : "false");
+           s->auth->require_auth ? "true" : "false", esc(s->auth->default_role),
+           esc(s->auth->jwt_role_claim), s->auth->jwt_leeway_s,
+           s->auth->jwt_require_exp ? "true" : "false");
     printf("limits: max_channels=%u max_wildcards=%u rate_limit=%u rate_burst=%u (0 = node)\n",
            s->limits->max_channels, s->limits->max_wildcards, s->limits->rate_limit,
            s->limits->rate_burst);
@@ -545,13 +571,15 @@ static void t_config(ProtobufCMessage *m)
 static void t_nodes(ProtobufCMessage *m)
 {
     Wsgw__Control__V1__ListNodesReply *r = (Wsgw__Control__V1__ListNodesReply *)m;
-    printf("config version %llu\n%-28s %-8s %-8s %-8s %s\n", (unsigned long long)r->version, "NODE",
-           "STATUS", "ACKED", "SENT", "ERROR");
+    printf("config version %llu\n%-28s %-8s %-8s %-8s %-22s %s\n", (unsigned long long)r->version,
+           "NODE", "STATUS", "ACKED", "SENT", "ADDRESS", "ERROR");
     for (size_t i = 0; i < r->n_nodes; i++) {
         Wsgw__Control__V1__NodeStatus *n = r->nodes[i];
-        printf("%-28s %-8s %-8llu %-8llu %s\n", n->node_id, n->sync_status,
+        printf("%-28s %-8s %-8llu %-8llu %-22s %s%s\n", esc(n->node_id), esc(n->sync_status),
                (unsigned long long)n->acked_version, (unsigned long long)n->sent_version,
-               n->error_detail);
+               n->address[0] ? esc(n->address) : "-",
+               n->duplicate ? "DUPLICATE node_id (another stream claims it) " : "",
+               esc(n->error_detail));
     }
 }
 
@@ -560,7 +588,7 @@ static void t_stats(ProtobufCMessage *m)
     Wsgw__Control__V1__GetClusterStatsReply *r = (Wsgw__Control__V1__GetClusterStatsReply *)m;
     printf("%-32s %s\n", "COUNTER", "FLEET TOTAL");
     for (size_t i = 0; i < r->n_totals; i++)
-        printf("%-32s %llu\n", r->totals[i]->key, (unsigned long long)r->totals[i]->value);
+        printf("%-32s %llu\n", esc(r->totals[i]->key), (unsigned long long)r->totals[i]->value);
     printf("(%zu nodes reporting)\n", r->n_nodes);
 }
 

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "cidr.h"
 #include "log.h"
+#include "nodemsg.h"
 #include "opts.h"
 #include "origin.h"
 #include "redis.h"
@@ -36,7 +37,8 @@ static const gw_opt_t options[] = {
      "client dialect: auto (each connection's first frame decides: \"type\" v1, \"action\" "
      "legacy), v1, or legacy (the Python gateway's frames, greeting \"connected\")"},
     {"node-id", "NODE_ID", GW_OPT_STR, OFF(node_id), "", 0, 0, NULL, 0,
-     "node name in welcome frames, logs and /health (default host:port)"},
+     "node name in welcome frames, logs and /health (default host:port; up to 128 bytes of "
+     "[A-Za-z0-9._:@/+%[]-])"},
     {"require-auth", "REQUIRE_AUTH", GW_OPT_BOOL, OFF(require_auth), "false", 0, 0, NULL, 0,
      "reject clients that do not authenticate"},
     {"api-key", "GATEWAY_API_KEY", GW_OPT_STR, OFF(api_key), "", 0, 0, NULL, GW_OPT_SECRET,
@@ -296,6 +298,11 @@ static int cross_check(gw_config_t *cfg, const bool *set, char *err, size_t errl
         gw_buf_t b = GW_BUF_INIT;
         gw_buf_printf(&b, "%s:%ld", host, cfg->port);
         cfg->node_id = b.data;
+    }
+    char why[160];
+    if (gw_node_id_check(cfg->node_id, why, sizeof why) < 0) { /* the control plane's rule */
+        snprintf(err, errlen, "invalid NODE_ID: %s", why);
+        return -1;
     }
     return 0;
 }

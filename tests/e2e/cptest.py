@@ -126,3 +126,68 @@ class AdminClient:
 
     def close(self):
         self.channel.close()
+
+
+class FakeNode:
+    """A data plane written with grpcio: proves the stream protocol for another client.
+    hello=False opens the stream without saying hello; address/build/node_id are sent as
+    given (hostile values included)."""
+
+    def __init__(self, control, node_id, version=0, epoch="", token=NODE_TOKEN, digest=b"",
+                 address="10.0.0.1:8889", build="test", hello=True):
+        pb2, pb2_grpc = grpc_api()
+        self.pb2 = pb2
+        # Its own connection, as a real node has (grpcio would share one between channels).
+        self.ch = grpc.insecure_channel(control.node_target,
+                                        options=[("grpc.use_local_subchannel_pool", 1)])
+        self.out = []
+        import queue
+        self.q = queue.Queue()
+        if hello:
+            self.q.put(pb2.NodeMessage(hello=pb2.NodeHello(
+                node_id=node_id, address=address, build_version=build, config_version=version,
+                config_epoch=epoch, config_digest=digest)))
+
+        def gen():
+            while True:
+                m = self.q.get()
+                if m is None:
+                    return
+                yield m
+        self.stream = pb2_grpc.ControlPlaneStub(self.ch).Connect(
+            gen(), metadata=[("authorization", "Bearer " + token)])
+
+    def end_status(self, timeout=10):
+        """(code, details) once the control plane ends the stream."""
+        import threading
+        box = []
+        t = threading.Thread(target=lambda: box.append((self.stream.code(),
+                                                        self.stream.details())))
+        t.daemon = True
+        t.start()
+        t.join(timeout)
+        assert box, "stream still open after %ss" % timeout
+        return box[0]
+
+    def next_push(self, timeout=5):
+        import threading
+        box = []
+
+        def read():
+            try:
+                box.append(next(self.stream))
+            except grpc.RpcError:
+                pass  # the stream ended (the test is over)
+        t = threading.Thread(target=read)
+        t.daemon = True
+        t.start()
+        t.join(timeout)
+        assert box, "no push within %ss" % timeout
+        return box[0].push
+
+    def send(self, **kw):
+        self.q.put(self.pb2.NodeMessage(**kw))
+
+    def close(self):
+        self.q.put(None)
+        self.ch.close()

@@ -9,7 +9,7 @@ import time
 import grpc
 import pytest
 
-from cptest import ADMIN_TOKEN, CONTROL_BIN, NODE_TOKEN, Control, grpc_api
+from cptest import ADMIN_TOKEN, CONTROL_BIN, NODE_TOKEN, Control, FakeNode, grpc_api
 from gwtest import WSGW_BIN, wait_for
 
 
@@ -92,55 +92,6 @@ def test_keys_secret_once_hash_only(control):
     assert a.ListApiKeys().keys[0].revoked
     cfg = a.GetConfig()
     assert not cfg.api_keys[0].sha256  # admin views never carry hashes
-
-
-class FakeNode:
-    """A data plane written with grpcio: proves the stream protocol for another client."""
-
-    def __init__(self, control, node_id, version=0, epoch="", token=NODE_TOKEN, digest=b""):
-        pb2, pb2_grpc = grpc_api()
-        self.pb2 = pb2
-        self.ch = grpc.insecure_channel(control.node_target)
-        self.out = []
-        import queue
-        self.q = queue.Queue()
-        self.q.put(pb2.NodeMessage(hello=pb2.NodeHello(node_id=node_id, address="10.0.0.1:8889",
-                                                       build_version="test",
-                                                       config_version=version,
-                                                       config_epoch=epoch,
-                                                       config_digest=digest)))
-
-        def gen():
-            while True:
-                m = self.q.get()
-                if m is None:
-                    return
-                yield m
-        self.stream = pb2_grpc.ControlPlaneStub(self.ch).Connect(
-            gen(), metadata=[("authorization", "Bearer " + token)])
-
-    def next_push(self, timeout=5):
-        import threading
-        box = []
-
-        def read():
-            try:
-                box.append(next(self.stream))
-            except grpc.RpcError:
-                pass  # the stream ended (the test is over)
-        t = threading.Thread(target=read)
-        t.daemon = True
-        t.start()
-        t.join(timeout)
-        assert box, "no push within %ss" % timeout
-        return box[0].push
-
-    def send(self, **kw):
-        self.q.put(self.pb2.NodeMessage(**kw))
-
-    def close(self):
-        self.q.put(None)
-        self.ch.close()
 
 
 def test_stream_push_ack_nack_and_no_resend_loop(control):

@@ -101,6 +101,8 @@ static void test_bad_values(void **state)
     char *a8[] = {"wsgw"};
     expect_error(1, a8, "REQUIRE_AUTH");
     clear_env();
+    char *a9[] = {"wsgw", "--node-id", "gw 1"}; /* the control plane would refuse it */
+    expect_error(3, a9, "invalid NODE_ID: node_id: byte 2");
 }
 
 static void test_secret_not_echoed(void **state)
