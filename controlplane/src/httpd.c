@@ -30,7 +30,8 @@ struct cp_httpd {
 };
 
 /* Every connection is served by one poll loop, each with its own deadline: idle or slow
- * sockets cost a slot and at most CONN_TIMEOUT_MS, never the others' time. */
+ * sockets cost a slot and at most CONN_TIMEOUT_MS, never the others' time; when all
+ * slots are taken, the oldest idle one makes room. */
 #define MAX_CONNS       64
 #define CONN_TIMEOUT_MS 2000
 #define REQ_MAX         2048
@@ -103,14 +104,26 @@ static void on_writable(conn_t *c)
     if (w <= 0 || c->sent == c->out.len) drop(c);
 }
 
+/* A free slot, else the one that has waited longest without a complete request (idle
+ * sockets cannot starve a scraper: each newcomer pushes the oldest idler out), else none
+ * (every slot is sending an answer, which ends soon). */
+static conn_t *slot_for_new(conn_t *conns)
+{
+    conn_t *idle = NULL;
+    for (int i = 0; i < MAX_CONNS; i++) {
+        if (conns[i].fd < 0) return &conns[i];
+        if (!conns[i].out.len && (!idle || conns[i].until < idle->until)) idle = &conns[i];
+    }
+    if (idle) drop(idle);
+    return idle;
+}
+
 static void accept_all(cp_httpd_t *h, conn_t *conns)
 {
     int fd;
     while ((fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-        conn_t *c = NULL;
-        for (int i = 0; i < MAX_CONNS && !c; i++)
-            if (conns[i].fd < 0) c = &conns[i];
-        if (!c) { /* full: the oldest deadline frees a slot soon enough */
+        conn_t *c = slot_for_new(conns);
+        if (!c) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
                                        "Content-Length: 0\r\nConnection: close\r\n\r\n";
             (void)!send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -147,7 +160,6 @@ static void *serve(void *arg)
             p[n++] = (struct pollfd){conns[i].fd, conns[i].out.len ? POLLOUT : POLLIN, 0};
         }
         if (poll(p, (nfds_t)n, 100) <= 0) continue;
-        if (p[0].revents & POLLIN) accept_all(h, conns);
         for (int k = 1; k < n; k++) {
             conn_t *c = &conns[idx[k]];
             if (c->fd < 0 || !p[k].revents) continue;
@@ -158,6 +170,8 @@ static void *serve(void *arg)
             else
                 on_readable(h, c);
         }
+        /* After the others: a slot reused here must not see its previous socket's events. */
+        if (p[0].revents & POLLIN) accept_all(h, conns);
     }
     for (int i = 0; i < MAX_CONNS; i++)
         if (conns[i].fd >= 0) drop(&conns[i]);

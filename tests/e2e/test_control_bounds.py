@@ -216,3 +216,24 @@ def test_cluster_stats_cost_is_linear_in_counter_names(control):
     assert elapsed < 1.0, "GetClusterStats took %.2f s" % elapsed
     for n in nodes:
         n.close()
+
+
+def test_idle_sockets_do_not_delay_a_scrape(control):
+    """The metrics server used to serve one connection at a time with a 2 s wait each."""
+    import socket
+    idle = []
+    for _ in range(5):
+        idle.append(socket.create_connection(("127.0.0.1", control.metrics_port)))
+    t0 = time.monotonic()
+    assert control.http("/metrics")[0] == 200
+    assert time.monotonic() - t0 < 1.0
+    # More idle sockets than slots (64): each scrape still gets one, the oldest idler
+    # makes room.
+    for _ in range(100):
+        idle.append(socket.create_connection(("127.0.0.1", control.metrics_port)))
+    for _ in range(3):
+        t0 = time.monotonic()
+        assert control.http("/health")[0] == 200
+        assert time.monotonic() - t0 < 1.0
+    for s in idle:
+        s.close()
