@@ -17,7 +17,9 @@
 #include "proto.h"
 #include "stats.h"
 
-#define SUBSYS "server"
+/* All of a request's headers: room for a bearer token in the upgrade and the rest. */
+#define HEADER_DATA_MAX (GW_TOKEN_MAX + 1024)
+#define SUBSYS          "server"
 
 /* Coalescing buffer: all frames queued for one socket go out in one write of up to this. */
 #define WBUF_SIZE (256 * 1024)
@@ -261,7 +263,9 @@ static bool is_trusted_proxy(gw_server_t *srv, const char *ip);
  * the proxy's own would make every client behind it share one budget. */
 static bool client_ip(gw_server_t *srv, struct lws *wsi, char *ip, size_t len)
 {
-    char xff[1024];
+    /* The whole header (lws bounds headers below this): the client is found from the
+     * right, so padding a client puts on the left must not make it unreadable. */
+    char xff[HEADER_DATA_MAX];
     if (!lws_get_peer_simple(wsi, ip, len)) snprintf(ip, len, "?");
     if (!is_trusted_proxy(srv, ip) || lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) <= 0)
         return true;
@@ -824,7 +828,7 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
      * holes that keep RSS high; a bounded pool is reused instead. Excess handshakes
      * wait in the accept queue. */
     info.max_http_header_pool = 128;
-    info.max_http_header_data = GW_TOKEN_MAX + 1024; /* a bearer token in the upgrade */
+    info.max_http_header_data = HEADER_DATA_MAX;
     info.count_threads = 1;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {

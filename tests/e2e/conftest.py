@@ -2,7 +2,7 @@ import pytest
 
 from cptest import NODE_TOKEN, Control
 from gwtest import Gateway, Redis
-from lbtest import Nginx
+from lbtest import LB_NODE_ENV, Nginx
 
 
 @pytest.fixture
@@ -43,11 +43,11 @@ def lb_fleet(redis, tmp_path):
     control = Control()
     nodes = []
     for i in range(2):
-        g = Gateway(redis.url, env={"CONTROL_PLANE_URL": control.node_target,
-                                    "CONTROL_NODE_TOKEN": NODE_TOKEN,
-                                    "CONFIG_CACHE_PATH": str(tmp_path / ("n%d.cache" % i)),
-                                    "REPORT_INTERVAL_MS": "200", "NODE_ID": "node-%d" % i,
-                                    "SHUTDOWN_TIMEOUT_MS": "2000"})
+        g = Gateway(redis.url, env=dict(LB_NODE_ENV, CONTROL_PLANE_URL=control.node_target,
+                                        CONTROL_NODE_TOKEN=NODE_TOKEN,
+                                        CONFIG_CACHE_PATH=str(tmp_path / ("n%d.cache" % i)),
+                                        REPORT_INTERVAL_MS="200", NODE_ID="node-%d" % i,
+                                        SHUTDOWN_TIMEOUT_MS="2000"))
         g.wait_ready()
         nodes.append(g)
     lb = Nginx([g.port for g in nodes])

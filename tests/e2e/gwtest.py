@@ -318,8 +318,10 @@ class WsClosed(Exception):
 class WsClient:
     """A WebSocket client on a raw socket (RFC 6455, client frames masked)."""
 
-    def __init__(self, port, path="/ws", headers=None, rcvbuf=None, connect=True, source=None):
+    def __init__(self, port, path="/ws", headers=None, rcvbuf=None, connect=True, source=None,
+                 timeout=5):
         self.port = port
+        self.timeout = timeout  # for the handshake
         self.path = path
         self.headers = headers or {}
         self.rcvbuf = rcvbuf
@@ -333,7 +335,7 @@ class WsClient:
         s = socket.socket()
         if self.rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
-        s.settimeout(T(5))
+        s.settimeout(T(self.timeout))
         if self.source:
             s.bind((self.source, 0))
         s.connect(("127.0.0.1", self.port))

@@ -25,9 +25,13 @@ def test_compose_file_is_valid_and_complete():
     for name in ("redis", "wsgw-control", "wsgw-1", "wsgw-2", "nginx", "publisher", "prometheus",
                  "grafana"):
         assert name in services, name
+    nginx = open(os.path.join(DEPLOY, "nginx", "nginx.conf")).read()
+    read_timeout = int(re.search(r"proxy_read_timeout (\d+)s;", nginx).group(1))
     for node in ("wsgw-1", "wsgw-2"):
         env = services[node]["environment"]
         assert env["CONTROL_PLANE_URL"] == "wsgw-control:7400" and env["NODE_ID"] == node
+        # pings keep an idle client's connection through nginx alive
+        assert int(env["KEEPALIVE_INTERVAL_S"]) * 2 <= read_timeout
     assert {"published": 8889, "target": 8889} in services["nginx"]["ports"]
     text = open(os.path.join(ROOT, "docker-compose.yml")).read()
     # secrets come from the env file, never from the compose file

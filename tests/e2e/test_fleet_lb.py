@@ -2,12 +2,17 @@
 data planes and nginx as the WebSocket load balancer (no sticky sessions). Clients
 through the balancer land on both nodes; one publish reaches clients on both; a node
 stopped with SIGTERM closes its clients with 1001 and they reconnect through the
-balancer to the other node; GetClusterStats shows the fleet before and after."""
+balancer to the other node; GetClusterStats shows the fleet before and after. nginx runs
+the shipped deploy/nginx/nginx.conf: its X-Forwarded-For handling against forged and
+padded headers, and its timeouts against a frozen node."""
 import signal
+import time
 
 import pytest
 
-from gwtest import WsClient, WsClosed, wait_for
+from gwtest import T, Gateway, UpgradeRefused, WsClient, WsClosed, wait_for
+from lbtest import LB_NODE_ENV, Nginx
+
 
 def connect(lb):
     """A client through the balancer, reconnecting until a node accepts it."""
@@ -70,3 +75,66 @@ def test_balanced_fleet_and_failover(lb_fleet, redis):
     assert statuses == {"node-0": "gone", "node-1": "synced"}
     after = admin.GetClusterStats()
     assert [n.node_id for n in after.nodes] == ["node-1"]
+
+
+def test_per_address_limit_through_the_shipped_nginx(redis):
+    """nginx appends the client's address to the X-Forwarded-For the client sent: whatever a
+    client forges or pads, the node counts it under its own address."""
+    g = Gateway(redis.url, env=dict(LB_NODE_ENV, MAX_CONNECTIONS_PER_IP="2"))
+    lb = None
+    try:
+        g.wait_ready()
+        lb = Nginx([g.port])
+        held = [WsClient(lb.port, source="127.0.0.2") for _ in range(2)]
+        for forged in (None, "10.9.9.9", "127.0.0.1", "127.0.0.3, 127.0.0.1",
+                       "1.1.1.1, " * 500 + "2.2.2.2", "garbage!!" * 400):
+            with pytest.raises(UpgradeRefused) as refused:
+                WsClient(lb.port, source="127.0.0.2",
+                         headers={"X-Forwarded-For": forged} if forged else None)
+            assert refused.value.status == 429, forged and forged[-30:]
+        # Another address has its own budget, even when it names the first one.
+        other = WsClient(lb.port, source="127.0.0.3", headers={"X-Forwarded-For": "127.0.0.2"})
+        assert other.recv()["type"] == "welcome"
+        assert g.stats()["connections"]["current"] == 3
+        for c in held + [other]:
+            c.close()
+    finally:
+        if lb:
+            lb.close()
+        g.close()
+
+
+def test_a_frozen_node_stops_receiving_new_clients(redis):
+    """A node that is stopped (SIGSTOP) still completes TCP handshakes in the kernel. With
+    the shipped configuration a new client waits at most proxy_read_timeout (10 s) once,
+    then nginx marks the node failed and sends everyone to the other; an idle client left
+    on the frozen node is cut after the same 10 s and can reconnect."""
+    nodes = [Gateway(redis.url, env=dict(LB_NODE_ENV, NODE_ID="frz-%d" % i)) for i in range(2)]
+    lb = None
+    try:
+        for g in nodes:
+            g.wait_ready()
+        lb = Nginx([g.port for g in nodes])
+        before = [connect(lb) for _ in range(2)]
+        stuck = [c for c, node in before if node == "frz-0"]
+        assert len(stuck) == 1
+        nodes[0].proc.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        landed = []
+        for _ in range(6):
+            c = WsClient(lb.port, timeout=20)
+            landed.append(c.recv()["node"])
+            c.close()
+        elapsed = time.monotonic() - t0
+        assert landed == ["frz-1"] * 6
+        assert elapsed < 10 + T(4), "six handshakes took %.1f s" % elapsed
+        with pytest.raises((WsClosed, ConnectionError)):
+            while True:
+                stuck[0].recv(timeout=15)
+        assert time.monotonic() - t0 < 10 + T(5)
+    finally:
+        nodes[0].proc.send_signal(signal.SIGCONT)
+        if lb:
+            lb.close()
+        for g in nodes:
+            g.close()

@@ -17,7 +17,7 @@ import yaml
 from gwtest import (T, WSGW_BIN, Gateway, UpgradeRefused, WsClient, WsClosed, free_port,
                     wait_for)
 from legacyui import CHANNELS, LegacyUI
-from lbtest import Nginx
+from lbtest import LB_NODE_ENV, Nginx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 USER = {"DEFAULT_ROLE": "user"}
@@ -143,7 +143,8 @@ def test_pong_watchdog_reconnects_from_a_frozen_node(gateway_factory, redis):
 # --- the UI, through the balancer while a node dies ------------------------------------
 
 def test_legacy_ui_failover_through_nginx(redis):
-    nodes = [Gateway(redis.url, env=dict(USER, NODE_ID="legacy-%d" % i)) for i in range(2)]
+    nodes = [Gateway(redis.url, env=dict(USER, NODE_ID="legacy-%d" % i, **LB_NODE_ENV))
+             for i in range(2)]
     lb, pub, uis = None, None, []
     try:
         for g in nodes:
