@@ -669,6 +669,19 @@ static void on_flush_check(uv_check_t *h)
     }
 }
 
+/* What an HTTP connection's pss holds. lws frees the pss itself when the connection
+ * closes and also when it rebinds the protocol (an upgrade or another request on a
+ * kept-alive connection), with a response possibly still unwritten: both paths come here. */
+static void http_release(gw_server_t *srv, pss_t *pss)
+{
+    if (!pss) return;
+    free(pss->body);
+    pss->body = NULL;
+    forget_credentials(pss);
+    ip_release(srv, pss->ip);
+    pss->ip = NULL;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -679,14 +692,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_HTTP: return gw_http_request(srv, wsi, pss, (const char *)in);
     case LWS_CALLBACK_HTTP_WRITEABLE: return gw_http_writeable(wsi, pss);
-    case LWS_CALLBACK_CLOSED_HTTP: /* also an upgrade that failed after the filter */
-        if (pss) {
-            free(pss->body);
-            pss->body = NULL;
-            forget_credentials(pss);
-            ip_release(srv, pss->ip);
-            pss->ip = NULL;
-        }
+    case LWS_CALLBACK_CLOSED_HTTP:        /* also an upgrade that failed after the filter */
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* lws frees pss next: a pipelined upgrade */
+        http_release(srv, pss);
         return 0;
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: return net_accept(srv, (int)(intptr_t)in);
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: net_instantiated(srv, wsi); return 0;

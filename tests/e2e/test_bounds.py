@@ -297,6 +297,41 @@ def test_non_get_requests_are_answered_whole_and_closed(gw):
     assert [r[0] for r in got] == [200] * 3 and all(b'"status"' in r[2] for r in got)
 
 
+def test_requests_with_bodies_or_pipelined_leave_nothing_behind(gateway_factory):
+    """A GET with a body, or a kept-alive connection whose next request arrives before the
+    previous answer is written: lws drops the connection's data (HTTP_DROP_PROTOCOL)
+    without a close callback, and the answer built for it leaked (found by
+    test_http_fuzz). Under ASan a leak fails the node's exit."""
+    g = gateway_factory()
+    g.wait_ready()
+    upgrade = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    huge = b"GET /health HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * 12000 + b"\r\n\r\n"
+    for shut in (True, False):
+        s = socket.create_connection(("127.0.0.1", g.port), timeout=T(3))
+        s.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)
+        s.close()
+    socks = []
+    for first in (b"/nope", b"/health", b"/metrics"):
+        for then in (upgrade, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", b"GARBAGE\r\n\r\n",
+                     huge):
+            for _ in range(3):
+                s = socket.create_connection(("127.0.0.1", g.port), timeout=T(3))
+                try:
+                    s.sendall(b"GET " + first + b" HTTP/1.1\r\nHost: x\r\n\r\n" + then)
+                except OSError:
+                    pass  # the node may hang up on the oversized header before reading it all
+                socks.append(s)
+    time.sleep(T(1))
+    for s in socks:
+        s.close()
+    assert g.health()[0] == 200
+    g.close()  # ASan's leak check runs at exit
+
+
 def test_http_fuzz(gw):
     """Random requests (methods, paths, headers, pipelining, garbage, split sends) from a
     fixed seed: every reply is well formed or the connection is closed, the node stays up
@@ -392,12 +427,12 @@ def test_refused_subscriptions_weigh_more_in_the_rate_limit(gateway_factory):
     assert sum(r["type"] == "pong" for r in replies) == 10
 
 
-def hostile_patterns(n, seed):
+def hostile_patterns(seed):
+    """An endless stream of fresh ~200-byte patterns with up to 8 wildcards and classes."""
     import random
     rnd = random.Random(seed)
     parts = ["a", "s", "e", "c", "r", "t", ":", "m", "?", "[a-z]", "[^:]"]
-    out = []
-    while len(out) < n:
+    while True:
         p, wild = rnd.choice(["market:", "indicators:", ""]), 0
         while len(p) < 200:
             c = "*" if wild < 8 and rnd.random() < 0.15 else rnd.choice(parts)
@@ -407,8 +442,7 @@ def hostile_patterns(n, seed):
                 else:
                     wild += 1
             p += c
-        out.append(p[:250])
-    return out
+        yield p[:250]
 
 
 def test_hostile_patterns_cost_a_bounded_share_of_a_core(gateway_factory):
@@ -426,7 +460,7 @@ def test_hostile_patterns_cost_a_bounded_share_of_a_core(gateway_factory):
                              "CLIENT_RATE_MAX_STRIKES": "100000"})
     g.wait_ready()
     conns = [fresh(g) for _ in range(20)]
-    pats = iter(hostile_patterns(20000, 5))
+    pats = hostile_patterns(5)
     c0, t0, sent = cpu_seconds(g.proc.pid), time.time(), 0
     while time.time() - t0 < T(2):
         for c in conns:
