@@ -59,7 +59,7 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         b,
         ",\"uptime_s\":%llu,\"redis\":{\"connected\":%s,\"reconnects\":%llu},"
         "\"connections\":{\"current\":%llu,\"total\":%llu,\"legacy\":%llu,\"limit\":%llu},"
-        "\"sockets\":{\"open\":%llu,\"limit\":%llu},"
+        "\"sockets\":{\"open\":%llu,\"limit\":%llu,\"pending\":%llu,\"evicted\":%llu},"
         "\"subscriptions\":{\"client\":{\"exact\":%llu,\"pattern\":%llu},"
         "\"redis\":{\"exact\":%llu,\"pattern\":%llu,\"patterns_held\":%llu,"
         "\"patterns_limit\":%ld}},"
@@ -72,7 +72,9 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         (unsigned long long)gw_stats.redis_reconnects, (unsigned long long)gw_stats.conn_current,
         (unsigned long long)gw_stats.conn_total, (unsigned long long)gw_stats.conn_legacy,
         (unsigned long long)srv->ws_limit, (unsigned long long)srv->sockets,
-        (unsigned long long)srv->socket_limit, (unsigned long long)gw_stats.client_subs_exact,
+        (unsigned long long)srv->socket_limit, (unsigned long long)srv->npending,
+        (unsigned long long)gw_stats.evicted_pending,
+        (unsigned long long)gw_stats.client_subs_exact,
         (unsigned long long)gw_stats.client_subs_pattern,
         (unsigned long long)gw_stats.redis_subs_exact,
         (unsigned long long)gw_stats.redis_subs_pattern,

@@ -80,6 +80,8 @@ void gw_metrics_render(gw_buf_t *b, const gw_metrics_ctx_t *c)
            s->refused_handshakes);
     sample(b, "wsgw_refused_connections_total", "reason=\"auth_throttled\"",
            s->refused_auth_throttled);
+    one(b, "wsgw_evicted_pending_total", "counter",
+        "sockets that had not upgraded, closed to make room for newcomers", s->evicted_pending);
     one(b, "wsgw_redis_connected", "gauge", "1 while the Redis link is up", c->redis_up);
     one(b, "wsgw_redis_reconnects_total", "counter", "Redis reconnections", s->redis_reconnects);
     one(b, "wsgw_config_version", "gauge", "applied control-plane config version",

@@ -19,7 +19,12 @@
 
 /* All of a request's headers: room for a bearer token in the upgrade and the rest. */
 #define HEADER_DATA_MAX (GW_TOKEN_MAX + 1024)
-#define SUBSYS          "server"
+/* Sockets that have not upgraded, all addresses together: the header pool's size (at
+ * most ~2.4 MiB of header tables, allocated only while used). */
+#define PENDING_MAX 256
+/* Evicted sockets still being closed, at most (each holds a descriptor until then). */
+#define EVICTING_MAX 32
+#define SUBSYS       "server"
 
 /* Coalescing buffer: all frames queued for one socket go out in one write of up to this. */
 #define WBUF_SIZE (256 * 1024)
@@ -127,8 +132,15 @@ static void ip_release(gw_server_t *srv, gw_ipent_t *e)
 /*------------------------------------------------------------------------------
  * Sockets before the upgrade: what one address may hold, what the process can hold */
 
-/* Marks a wsi whose socket is counted but no longer pending (it upgraded). */
-static char upgraded_marker;
+/* Every accepted socket carries one of these (lws opaque user data) until it is
+ * destroyed. Sockets that have not upgraded are also on the server's pending list, oldest
+ * first: they are what can hold a header table. */
+typedef struct gw_sock {
+    struct gw_sock *prev, *next; /* the pending list, while pending && !evicted */
+    struct lws *wsi;
+    gw_ipent_t *ip; /* counted in ip->pending while pending */
+    bool pending, evicted;
+} gw_sock_t;
 
 static bool is_trusted_proxy(gw_server_t *srv, const char *ip)
 {
@@ -166,12 +178,45 @@ static void forget_pending(gw_server_t *srv, gw_ipent_t *e)
     gw_ip_put(srv->ips, e, gw_mono_us());
 }
 
+static void pending_unlink(gw_server_t *srv, gw_sock_t *k)
+{
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        srv->pending_head = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    else
+        srv->pending_tail = k->prev;
+    k->prev = k->next = NULL;
+    srv->npending--;
+}
+
+/* Makes room for a newcomer by closing the oldest socket that has not upgraded: an
+ * attacker's idle or half-sent requests linger for up to HANDSHAKE_TIMEOUT_S, a real
+ * request completes in milliseconds, so the oldest is almost always an attacker's and
+ * no number of addresses can keep a probe from getting in. At most EVICTING_MAX are
+ * being closed at once (each still holds its descriptor until lws closes it, next
+ * turn); beyond, the newcomer is refused. */
+static bool evict_oldest_pending(gw_server_t *srv)
+{
+    gw_sock_t *k = srv->pending_head;
+    if (!k || srv->evicting >= EVICTING_MAX) return false;
+    pending_unlink(srv, k);
+    k->evicted = true;
+    srv->evicting++;
+    gw_stats.evicted_pending++;
+    lws_set_timeout(k->wsi, PENDING_TIMEOUT_AWAITING_PROXY_RESPONSE, LWS_TO_KILL_ASYNC);
+    return true;
+}
+
 /* Called by lws for each accepted socket, before anything is read from it. Refusing
  * here closes it at once: sockets beyond the process's budget never pile up (no
  * EMFILE, no accept loop spinning), and one address cannot hold more than
- * MAX_HANDSHAKES_PER_IP sockets that have not upgraded (the header pool stays free for
- * everybody else, /health included). A trusted proxy speaks for many clients and
- * completes its requests at once: it is not held to the per-address cap. */
+ * MAX_HANDSHAKES_PER_IP sockets that have not upgraded. All addresses together hold at
+ * most PENDING_MAX (the header pool's size): beyond, the oldest makes room, so the pool
+ * always has a table for a newcomer, /health included. A trusted proxy speaks for many
+ * clients and completes its requests at once: it is not held to the per-address cap. */
 static int net_accept(gw_server_t *srv, int fd)
 {
     char ip[GW_IP_TEXT_MAX];
@@ -180,19 +225,22 @@ static int net_accept(gw_server_t *srv, int fd)
         forget_pending(srv, srv->accepting);
         srv->accepting = NULL;
     }
-    if (srv->sockets >= srv->socket_limit) {
-        gw_stats.refused_sockets++;
-        GW_LOG(GW_LOG_WARN, SUBSYS, "socket_limit", "open=%llu limit=%llu",
-               (unsigned long long)srv->sockets, (unsigned long long)srv->socket_limit);
-        refuse_socket(fd, 503, "Service Unavailable", "socket_limit");
-        return 1;
-    }
     peer_of(fd, ip, sizeof ip);
     gw_ipent_t *e = gw_ip_get(srv->ips, ip);
     if (e->pending >= (uint32_t)srv->cfg->max_handshakes_per_ip && !is_trusted_proxy(srv, ip)) {
         gw_stats.refused_handshakes++;
         gw_ip_put(srv->ips, e, gw_mono_us());
         refuse_socket(fd, 429, "Too Many Requests", "handshakes_per_ip");
+        return 1;
+    }
+    bool full = srv->sockets >= srv->socket_limit || srv->npending >= PENDING_MAX;
+    if (full && !evict_oldest_pending(srv)) {
+        gw_stats.refused_sockets++;
+        GW_LOG(GW_LOG_WARN, SUBSYS, "socket_limit", "open=%llu limit=%llu pending=%llu",
+               (unsigned long long)srv->sockets, (unsigned long long)srv->socket_limit,
+               (unsigned long long)srv->npending);
+        gw_ip_put(srv->ips, e, gw_mono_us());
+        refuse_socket(fd, 503, "Service Unavailable", "socket_limit");
         return 1;
     }
     e->pending++;
@@ -203,26 +251,43 @@ static int net_accept(gw_server_t *srv, int fd)
 
 static void net_instantiated(gw_server_t *srv, struct lws *wsi)
 {
-    lws_set_opaque_user_data(wsi, srv->accepting);
+    gw_sock_t *k = gw_xcalloc(1, sizeof *k);
+    k->wsi = wsi;
+    k->ip = srv->accepting;
+    k->pending = true;
+    k->prev = srv->pending_tail;
+    if (k->prev)
+        k->prev->next = k;
+    else
+        srv->pending_head = k;
+    srv->pending_tail = k;
+    srv->npending++;
+    lws_set_opaque_user_data(wsi, k);
     srv->accepting = NULL;
 }
 
-/* The socket upgraded: it no longer counts as a pending one for its address. */
+/* The socket upgraded: it no longer counts as a pending one. */
 static void net_upgraded(gw_server_t *srv, struct lws *wsi)
 {
-    gw_ipent_t *e = lws_get_opaque_user_data(wsi);
-    if (!e || (void *)e == &upgraded_marker) return;
-    forget_pending(srv, e);
-    lws_set_opaque_user_data(wsi, &upgraded_marker);
+    gw_sock_t *k = lws_get_opaque_user_data(wsi);
+    if (!k || !k->pending) return;
+    if (!k->evicted) pending_unlink(srv, k);
+    k->pending = false;
+    forget_pending(srv, k->ip);
 }
 
 static void net_destroyed(gw_server_t *srv, struct lws *wsi)
 {
-    void *e = lws_get_opaque_user_data(wsi);
-    if (!e) return;
+    gw_sock_t *k = lws_get_opaque_user_data(wsi);
+    if (!k) return;
     srv->sockets--;
-    if (e != &upgraded_marker) forget_pending(srv, e);
+    if (k->evicted)
+        srv->evicting--;
+    else if (k->pending)
+        pending_unlink(srv, k);
+    if (k->pending) forget_pending(srv, k->ip);
     lws_set_opaque_user_data(wsi, NULL);
+    free(k);
 }
 
 static char *dup_credential(const char *s, size_t n)
@@ -253,8 +318,6 @@ static void take_credentials(struct lws *wsi, pss_t *pss)
     }
     OPENSSL_cleanse(buf, sizeof buf);
 }
-
-static bool is_trusted_proxy(gw_server_t *srv, const char *ip);
 
 /* The client's address for per-IP limits: the peer, or, when the peer is one of
  * TRUSTED_PROXIES, the client its X-Forwarded-For names (gw_xff_client). An untrusted
@@ -831,11 +894,11 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
     info.timeout_secs = 10;
     /* A socket holding a header table must have sent its whole request by then. */
     info.timeout_secs_ah_idle = (unsigned)cfg->handshake_timeout_s;
-    /* Header tables (4 KiB each) are only needed during the handshake. lws allocates
-     * one per connection by default, and after a connect storm the freed ones leave
-     * holes that keep RSS high; a bounded pool is reused instead. Excess handshakes
-     * wait in the accept queue. */
-    info.max_http_header_pool = 128;
+    /* Header tables are only needed during the handshake. lws allocates one per
+     * connection by default, and after a connect storm the freed ones leave holes that
+     * keep RSS high; a bounded pool is reused instead. No more sockets than it has
+     * tables are pending at once (net_accept), so a newcomer always finds one. */
+    info.max_http_header_pool = PENDING_MAX;
     info.max_http_header_data = HEADER_DATA_MAX;
     info.count_threads = 1;
     srv->ctx = lws_create_context(&info);

@@ -47,10 +47,13 @@ struct gw_server {
     uv_timer_t tick_timer;  /* auth timeouts and credential expiry */
     gw_iptable_t *ips;      /* what each client address holds */
     gw_ipent_t *accepting;  /* counted at accept, until lws instantiates its wsi */
-    uint64_t sockets;       /* accepted sockets open (WebSocket or not) */
-    uint64_t socket_limit;  /* from RLIMIT_NOFILE, with descriptors kept for the rest */
-    uint64_t ws_limit;      /* MAX_CONNECTIONS, lowered to leave sockets for HTTP */
-    gw_cidr_t *proxies;     /* TRUSTED_PROXIES */
+    struct gw_sock *pending_head, *pending_tail; /* sockets not upgraded, oldest first */
+    uint64_t npending;                           /* on that list */
+    uint64_t evicting;                           /* evicted from it, not yet closed */
+    uint64_t sockets;                            /* accepted sockets open (WebSocket or not) */
+    uint64_t socket_limit; /* from RLIMIT_NOFILE, with descriptors kept for the rest */
+    uint64_t ws_limit;     /* MAX_CONNECTIONS, lowered to leave sockets for HTTP */
+    gw_cidr_t *proxies;    /* TRUSTED_PROXIES */
     int nproxies;
     /* failed authentications since the last summary line (one line per interval) */
     struct {

@@ -185,6 +185,34 @@ def test_idle_sockets_from_one_address_do_not_stall_the_node(gateway_factory):
             s.close()
 
 
+def test_idle_sockets_from_many_addresses_do_not_stall_the_node(gateway_factory):
+    """Twelve addresses, each at its MAX_HANDSHAKES_PER_IP, half-sent requests holding
+    header tables: more than the node has (256). The oldest makes room for each newcomer,
+    so probes and clients still get in at once (it took HANDSHAKE_TIMEOUT_S before)."""
+    g = gateway_factory(env={"HANDSHAKE_TIMEOUT_S": "5"})
+    g.wait_ready()
+    socks = []
+    try:
+        for a in range(12):
+            for i in range(32):
+                s = socket.socket()
+                s.bind(("127.0.0.%d" % (10 + a), 0))
+                s.connect(("127.0.0.1", g.port))
+                s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+                socks.append(s)
+        # (more than EVICTING_MAX newcomers in one loop turn: the rest get 503)
+        wait_for(lambda: (lambda st: st["sockets"]["evicted"] + st["refused"]["sockets"])(
+            g.stats()) >= 12 * 32 - 256, 5, "the oldest to make room")
+        for _ in range(5):
+            assert timed(lambda: g.health()) < T(0.5)
+            assert timed(lambda: fresh(g).close()) < T(0.5)
+        st = g.stats()["sockets"]
+        assert st["pending"] <= 256, st
+    finally:
+        for s in socks:
+            s.close()
+
+
 # --- 20. out of descriptors ----------------------------------------------------------------
 
 def cpu_seconds(pid):
