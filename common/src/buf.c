@@ -130,16 +130,6 @@ void gw_buf_free(gw_buf_t *b)
     b->len = b->cap = 0;
 }
 
-uint32_t gw_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* A temporary file beside path that nobody could have prepared: a random name, created
  * exclusively, never through a symbolic link (a predictable name and O_TRUNC let
  * whoever can write the directory make us overwrite another file). */

@@ -44,9 +44,6 @@ int gw_buf_read_file(gw_buf_t *b, const char *path, size_t max);
  * the old file or the new one, never a torn one. Returns 0, or -1 with a reason. */
 int gw_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
-/* FNV-1a. */
-uint32_t gw_hash(const char *s, size_t n);
-
 /* Writes the decimal form of v into out (at least 20 bytes); returns its length. */
 size_t gw_u64toa(uint64_t v, char *out);
 

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hash.h"
+
 static int fail(char *err, size_t errlen, const char *field, const char *problem)
 {
     snprintf(err, errlen, "%s: %s", field, problem);
@@ -51,7 +53,9 @@ int gw_node_hello_check(const Wsgw__Control__V1__NodeHello *h, char *err, size_t
     if (word_check(h->address ? h->address : "", GW_NODE_ADDRESS_MAX, ident_byte, "address",
                    "[A-Za-z0-9._:@/+%[]-]", err, errlen) < 0 ||
         word_check(h->build_version ? h->build_version : "", GW_NODE_BUILD_MAX, build_byte,
-                   "build_version", "printable ASCII without quotes", err, errlen) < 0)
+                   "build_version", "printable ASCII without quotes", err, errlen) < 0 ||
+        word_check(h->config_epoch ? h->config_epoch : "", GW_NODE_EPOCH_MAX, build_byte,
+                   "config_epoch", "printable ASCII without quotes", err, errlen) < 0)
         return -1;
     if (h->config_digest.len != 0 && h->config_digest.len != 32)
         return fail(err, errlen, "config_digest", "not 32 bytes");
@@ -61,13 +65,6 @@ int gw_node_hello_check(const Wsgw__Control__V1__NodeHello *h, char *err, size_t
 static int key_byte(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == ':';
-}
-
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
 }
 
 int gw_node_stats_check(const Wsgw__Control__V1__NodeStats *st, char *err, size_t errlen)
@@ -85,7 +82,7 @@ int gw_node_stats_check(const Wsgw__Control__V1__NodeStats *st, char *err, size_
         if (!k || !k[0]) return fail(err, errlen, "counters", "a name is empty");
         if (word_check(k, GW_STATS_KEY_MAX, key_byte, "counters", "[a-z0-9_.:]", err, errlen) < 0)
             return -1;
-        size_t j = fnv1a(k) % (2 * GW_STATS_MAX_COUNTERS);
+        size_t j = gw_hash(k, strlen(k)) % (2 * GW_STATS_MAX_COUNTERS);
         for (; slot[j]; j = (j + 1) % (2 * GW_STATS_MAX_COUNTERS))
             if (!strcmp(st->counters[slot[j] - 1]->key, k))
                 return fail(err, errlen, "counters", "a name appears twice");

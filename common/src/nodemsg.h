@@ -17,6 +17,7 @@
 #define GW_NODE_ID_MAX        128        /* bytes of node_id */
 #define GW_NODE_ADDRESS_MAX   256        /* bytes of the hello's address */
 #define GW_NODE_BUILD_MAX     64         /* bytes of the hello's build_version */
+#define GW_NODE_EPOCH_MAX     64         /* bytes of the hello's config_epoch */
 #define GW_NODE_ERROR_MAX     1024       /* bytes of a NACK's error_detail kept */
 #define GW_STATS_MAX_COUNTERS 256        /* counters in one stats report */
 #define GW_STATS_KEY_MAX      64         /* bytes of a counter name */

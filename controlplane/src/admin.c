@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "hash.h"
 #include "log.h"
 
 #define SUBSYS "control"
@@ -220,16 +221,9 @@ typedef struct {
     size_t mask;
 } totals_t;
 
-static uint32_t name_hash(const char *k)
-{
-    uint32_t h = 2166136261u;
-    for (; *k; k++) h = (h ^ (unsigned char)*k) * 16777619u;
-    return h;
-}
-
 static void totals_add(totals_t *t, const char *key, uint64_t value)
 {
-    size_t j = name_hash(key) & t->mask;
+    size_t j = gw_hash(key, strlen(key)) & t->mask;
     for (; t->slot[j]; j = (j + 1) & t->mask)
         if (!strcmp(t->tot[t->slot[j] - 1].key, key)) {
             t->tot[t->slot[j] - 1].value += value;

@@ -58,6 +58,14 @@ static const gw_opt_t options[] = {
      "slows every PUBLISH on that Redis; beyond: limit_patterns)"},
     {"slow-client-queue-bytes", "SLOW_CLIENT_QUEUE_BYTES", GW_OPT_INT, OFF(slow_queue_bytes),
      "1048576", 4096, 1073741824, NULL, 0, "outbound queue limit per connection, in bytes"},
+    {"node-queue-bytes", "NODE_QUEUE_BYTES", GW_OPT_INT, OFF(node_queue_bytes), "268435456",
+     1048576, 1099511627776, NULL, 0,
+     "memory all outbound queues of the node may hold together (a frame shared by many queues "
+     "counts once); beyond, the connections with the largest queues are closed (1013)"},
+    {"client-sndbuf-bytes", "CLIENT_SNDBUF_BYTES", GW_OPT_INT, OFF(client_sndbuf), "262144", 0,
+     67108864, NULL, 0,
+     "kernel send buffer of each client socket (SO_SNDBUF; 0: the kernel's autotuning, up to "
+     "net.ipv4.tcp_wmem's maximum per socket)"},
     {"slow-client-policy", "SLOW_CLIENT_POLICY", GW_OPT_ENUM, OFF(slow_policy), "drop", 0, 0,
      policy_choices, 0, "on queue overflow: drop oldest, close (1013) or conflate per channel"},
     {"max-frame-bytes", "MAX_FRAME_BYTES", GW_OPT_INT, OFF(max_frame_bytes), "65536", 256, 16777216,

@@ -43,7 +43,9 @@ typedef struct {
     long max_channels_per_request;
     long max_redis_patterns;
     long slow_queue_bytes;
-    int slow_policy; /* gw_policy_t */
+    long node_queue_bytes; /* all queues together, frames counted once */
+    long client_sndbuf;    /* SO_SNDBUF of client sockets, 0: the kernel's */
+    int slow_policy;       /* gw_policy_t */
     long max_frame_bytes;
     long keepalive_interval_s;
     long keepalive_timeout_s;

@@ -66,7 +66,8 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         "\"messages\":{\"from_redis\":%llu,\"frames_sent\":%llu,\"bytes_sent\":%llu,"
         "\"writes\":%llu,\"frames_received\":%llu,\"resyncs_sent\":%llu},"
         "\"slow_consumers\":{\"policy\":\"%s\",\"dropped\":%llu,"
-        "\"dropped_by_policy\":{\"drop\":%llu,\"conflate\":%llu},\"closed\":%llu},"
+        "\"dropped_by_policy\":{\"drop\":%llu,\"conflate\":%llu},\"closed\":%llu,"
+        "\"node_queued_bytes\":%zu,\"node_queue_limit\":%ld,\"closed_over_node_limit\":%llu},"
         "\"closes_too_big\":%llu,\"errors\":{",
         (unsigned long long)((uv_now(srv->loop) - srv->started_ms) / 1000), up ? "true" : "false",
         (unsigned long long)gw_stats.redis_reconnects, (unsigned long long)gw_stats.conn_current,
@@ -85,7 +86,8 @@ static void render_stats(gw_server_t *srv, gw_buf_t *b)
         gw_policy_name(srv->cfg->slow_policy),
         (unsigned long long)(gw_stats.dropped_drop + gw_stats.dropped_conflate),
         (unsigned long long)gw_stats.dropped_drop, (unsigned long long)gw_stats.dropped_conflate,
-        (unsigned long long)gw_stats.slow_closes, (unsigned long long)gw_stats.closes_too_big);
+        (unsigned long long)gw_stats.slow_closes, gw_outq_retained(), srv->cfg->node_queue_bytes,
+        (unsigned long long)gw_stats.budget_closes, (unsigned long long)gw_stats.closes_too_big);
     for (int i = 0; i < GW_E__COUNT; i++)
         gw_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", gw_errcode_name((gw_errcode_t)i),
                       (unsigned long long)gw_stats.errors[i]);
@@ -241,7 +243,8 @@ int gw_http_request(gw_server_t *srv, struct lws *wsi, pss_t *pss, const char *p
                                gw_hub_pattern_count(srv->hub),
                                (uint64_t)srv->live.max_redis_patterns,
                                srv->sockets,
-                               srv->socket_limit};
+                               srv->socket_limit,
+                               gw_outq_retained()};
         status = 200;
         type = "text/plain; version=0.0.4";
         gw_metrics_render(&body, &mc);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "glob.h"
+#include "hash.h"
 #include "log.h"
 #include "stats.h"
 

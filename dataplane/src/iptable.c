@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "hash.h"
 
 struct gw_iptable {
     gw_ipent_t **b;

@@ -80,6 +80,12 @@ void gw_metrics_render(gw_buf_t *b, const gw_metrics_ctx_t *c)
            s->refused_handshakes);
     sample(b, "wsgw_refused_connections_total", "reason=\"auth_throttled\"",
            s->refused_auth_throttled);
+    one(b, "wsgw_queued_bytes", "gauge",
+        "bytes all outbound queues hold (shared frames once; NODE_QUEUE_BYTES bounds it)",
+        c->queued_bytes);
+    one(b, "wsgw_queue_budget_closes_total", "counter",
+        "connections closed (1013) because all queues together were over NODE_QUEUE_BYTES",
+        s->budget_closes);
     one(b, "wsgw_evicted_pending_total", "counter",
         "sockets that had not upgraded, closed to make room for newcomers", s->evicted_pending);
     one(b, "wsgw_redis_connected", "gauge", "1 while the Redis link is up", c->redis_up);

@@ -15,6 +15,7 @@ typedef struct {
     uint64_t uptime_s;
     uint64_t patterns_held, patterns_limit; /* MAX_REDIS_PATTERNS */
     uint64_t sockets_open, sockets_limit;   /* the descriptor budget */
+    uint64_t queued_bytes;                  /* gw_outq_retained() */
 } gw_metrics_ctx_t;
 
 void gw_metrics_render(gw_buf_t *b, const gw_metrics_ctx_t *ctx);

@@ -5,12 +5,14 @@
 #include <string.h>
 
 #include "clock.h"
+#include "hash.h"
 #include "json.h"
 
 static gw_msg_t *alloc_msg(const char *text, size_t len, const char *chan, size_t chlen)
 {
     gw_msg_t *m = gw_xmalloc(sizeof *m + len + chlen + 1);
     m->refcnt = 1;
+    m->qrefs = 0;
     m->len = (uint32_t)len;
     memcpy(m->data, text, len);
     memcpy(m->data + len, chan, chlen);

@@ -26,6 +26,7 @@
 
 typedef struct gw_msg {
     uint32_t refcnt;
+    uint32_t qrefs;            /* outbound queues holding it (outq.c's retained bytes) */
     uint32_t len;              /* bytes of text in data[] before the seq digits */
     uint32_t chan_len;         /* the channel: conflation key and ACL subject (data only) */
     uint32_t chan_hash;        /* FNV-1a of the channel, to compare keys cheaply */

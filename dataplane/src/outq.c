@@ -140,9 +140,20 @@ static uint32_t live_data(const gw_outq_t *q)
     return q->data.len - q->holes;
 }
 
+/* Distinct frames held by all queues of this thread, each counted once however many
+ * queues share it: the memory queues really retain (a message fanned out to a thousand
+ * slow clients is one allocation). */
+static size_t retained;
+
+size_t gw_outq_retained(void)
+{
+    return retained;
+}
+
 static void release(gw_outq_t *q, gw_msg_t *m)
 {
     q->bytes -= GW_OUTQ_COST(m);
+    if (--m->qrefs == 0) retained -= GW_OUTQ_COST(m);
     gw_msg_unref(m);
 }
 
@@ -213,6 +224,7 @@ void gw_outq_push(gw_outq_t *q, gw_msg_t *m, uint64_t seq, gw_shed_t policy, siz
 {
     gw_qent_t e = {gw_msg_ref(m), seq};
     q->bytes += GW_OUTQ_COST(m);
+    if (m->qrefs++ == 0) retained += GW_OUTQ_COST(m);
     if (!m->is_data) {
         ring_push(&q->ctl, e);
     } else {

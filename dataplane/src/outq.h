@@ -74,6 +74,10 @@ typedef struct {
 void gw_outq_push(gw_outq_t *q, gw_msg_t *m, uint64_t seq, gw_shed_t policy, size_t limit,
                   gw_shed_count_t *shed);
 
+/* Bytes of the distinct frames all queues hold (each frame once, however many queues
+ * share it), the node-wide measure NODE_QUEUE_BYTES bounds. One loop thread. */
+size_t gw_outq_retained(void);
+
 /* Live frames queued, and their charged bytes. */
 size_t gw_outq_frames(const gw_outq_t *q);
 size_t gw_outq_bytes(const gw_outq_t *q);

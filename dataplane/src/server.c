@@ -19,12 +19,22 @@
 
 /* All of a request's headers: room for a bearer token in the upgrade and the rest. */
 #define HEADER_DATA_MAX (GW_TOKEN_MAX + 1024)
-/* Sockets that have not upgraded, all addresses together: the header pool's size (at
- * most ~2.4 MiB of header tables, allocated only while used). */
-#define PENDING_MAX 256
-/* Evicted sockets still being closed, at most (each holds a descriptor until then). */
+/* Sockets that have not upgraded, all addresses together: a connect storm of real
+ * clients fits (their requests complete in milliseconds), an attacker's idle sockets
+ * are bounded. Each holds a header table of at most HEADER_DATA_MAX plus lws's
+ * fragment index (~10 KiB, allocated only while used): ~40 MiB at most. */
+#define PENDING_MAX 4096
+/* A socket that has not upgraded after this long is stale: it makes room for a
+ * newcomer when PENDING_MAX are held. */
+#define EVICT_AGE_US 500000
+/* Evicted sockets still being closed, at most (each holds its descriptor and header
+ * table until lws closes it, next turn). */
 #define EVICTING_MAX 32
-#define SUBSYS       "server"
+/* The header pool never runs out, so no socket ever waits for a table: lws's wait list
+ * is never used (a socket given a table from it after its request arrived may not be
+ * read again until more bytes come). */
+#define HEADER_POOL (PENDING_MAX + EVICTING_MAX)
+#define SUBSYS      "server"
 
 /* Coalescing buffer: all frames queued for one socket go out in one write of up to this. */
 #define WBUF_SIZE (256 * 1024)
@@ -102,6 +112,42 @@ static void session_want_write(gw_session_t *s)
     srv->flush = s;
 }
 
+/* All queues together went over NODE_QUEUE_BYTES: the largest are closed at the end of
+ * this loop turn (on_flush_check), whatever filled them. */
+static void session_over_budget(gw_session_t *s)
+{
+    gw_server_t *srv = server_of(s);
+    srv->over_budget = true;
+    if (!srv->flush) uv_check_start(&srv->flush_check, on_flush_check);
+}
+
+#define BUDGET_CLOSES_MAX 32 /* per loop turn: a frame shared by many queues frees late */
+
+/* Closes the connections with the largest queues, largest first, until the node is back
+ * under NODE_QUEUE_BYTES (or BUDGET_CLOSES_MAX were closed this turn). One pass over the
+ * sessions picks the candidates. */
+static void enforce_queue_budget(gw_server_t *srv)
+{
+    gw_session_t *top[BUDGET_CLOSES_MAX];
+    size_t n = 0, limit = (size_t)srv->cfg->node_queue_bytes;
+    srv->over_budget = false;
+    if (gw_outq_retained() <= limit) return;
+    for (gw_session_t *s = srv->sessions; s; s = s->next) {
+        size_t b = gw_session_queued_bytes(s);
+        if (s->closing || !b) continue;
+        size_t i = n < BUDGET_CLOSES_MAX ? n++ : BUDGET_CLOSES_MAX;
+        if (i == BUDGET_CLOSES_MAX && b <= gw_session_queued_bytes(top[i - 1])) continue;
+        if (i == BUDGET_CLOSES_MAX) i--;
+        while (i > 0 && gw_session_queued_bytes(top[i - 1]) < b) {
+            top[i] = top[i - 1];
+            i--;
+        }
+        top[i] = s;
+    }
+    for (size_t i = 0; i < n && gw_outq_retained() > limit; i++)
+        gw_session_close_overloaded(top[i]);
+}
+
 /* Closing takes bounded time whatever the peer does: CLOSE_SEND_S to take what is queued
  * and our close frame (a peer that does not read never will), then CLOSE_ACK_S for its
  * close frame, while what it still sends is read and discarded: hanging up on unread
@@ -138,7 +184,8 @@ static void ip_release(gw_server_t *srv, gw_ipent_t *e)
 typedef struct gw_sock {
     struct gw_sock *prev, *next; /* the pending list, while pending && !evicted */
     struct lws *wsi;
-    gw_ipent_t *ip; /* counted in ip->pending while pending */
+    gw_ipent_t *ip;    /* counted in ip->pending while pending */
+    uint64_t since_us; /* accepted at */
     bool pending, evicted;
 } gw_sock_t;
 
@@ -192,16 +239,15 @@ static void pending_unlink(gw_server_t *srv, gw_sock_t *k)
     srv->npending--;
 }
 
-/* Makes room for a newcomer by closing the oldest socket that has not upgraded: an
- * attacker's idle or half-sent requests linger for up to HANDSHAKE_TIMEOUT_S, a real
- * request completes in milliseconds, so the oldest is almost always an attacker's and
- * no number of addresses can keep a probe from getting in. At most EVICTING_MAX are
- * being closed at once (each still holds its descriptor until lws closes it, next
- * turn); beyond, the newcomer is refused. */
-static bool evict_oldest_pending(gw_server_t *srv)
+/* Makes room for a newcomer by closing the oldest socket that has not upgraded, if it
+ * is stale: an attacker's idle or half-sent requests linger for up to
+ * HANDSHAKE_TIMEOUT_S, a real one completes in milliseconds, so no number of addresses
+ * keeps a probe out for more than EVICT_AGE_US. At most EVICTING_MAX are being closed at
+ * once; beyond, the newcomer is refused. */
+static bool evict_stale_pending(gw_server_t *srv, uint64_t now)
 {
     gw_sock_t *k = srv->pending_head;
-    if (!k || srv->evicting >= EVICTING_MAX) return false;
+    if (!k || srv->evicting >= EVICTING_MAX || now - k->since_us < EVICT_AGE_US) return false;
     pending_unlink(srv, k);
     k->evicted = true;
     srv->evicting++;
@@ -210,16 +256,26 @@ static bool evict_oldest_pending(gw_server_t *srv)
     return true;
 }
 
+static int refuse_full(gw_server_t *srv, gw_ipent_t *e, int fd, uint64_t now, const char *code)
+{
+    gw_stats.refused_sockets++;
+    GW_LOG(GW_LOG_WARN, SUBSYS, code, "open=%llu limit=%llu pending=%llu",
+           (unsigned long long)srv->sockets, (unsigned long long)srv->socket_limit,
+           (unsigned long long)srv->npending);
+    gw_ip_put(srv->ips, e, now);
+    refuse_socket(fd, 503, "Service Unavailable", code);
+    return 1;
+}
+
 /* Called by lws for each accepted socket, before anything is read from it. Refusing
  * here closes it at once: sockets beyond the process's budget never pile up (no
  * EMFILE, no accept loop spinning), and one address cannot hold more than
- * MAX_HANDSHAKES_PER_IP sockets that have not upgraded. All addresses together hold at
- * most PENDING_MAX (the header pool's size): beyond, the oldest makes room, so the pool
- * always has a table for a newcomer, /health included. A trusted proxy speaks for many
+ * MAX_HANDSHAKES_PER_IP sockets that have not upgraded. A trusted proxy speaks for many
  * clients and completes its requests at once: it is not held to the per-address cap. */
 static int net_accept(gw_server_t *srv, int fd)
 {
     char ip[GW_IP_TEXT_MAX];
+    uint64_t now = gw_mono_us();
     if (srv->accepting) { /* lws never adopted the previous one */
         srv->sockets--;
         forget_pending(srv, srv->accepting);
@@ -229,23 +285,21 @@ static int net_accept(gw_server_t *srv, int fd)
     gw_ipent_t *e = gw_ip_get(srv->ips, ip);
     if (e->pending >= (uint32_t)srv->cfg->max_handshakes_per_ip && !is_trusted_proxy(srv, ip)) {
         gw_stats.refused_handshakes++;
-        gw_ip_put(srv->ips, e, gw_mono_us());
+        gw_ip_put(srv->ips, e, now);
         refuse_socket(fd, 429, "Too Many Requests", "handshakes_per_ip");
         return 1;
     }
-    bool full = srv->sockets >= srv->socket_limit || srv->npending >= PENDING_MAX;
-    if (full && !evict_oldest_pending(srv)) {
-        gw_stats.refused_sockets++;
-        GW_LOG(GW_LOG_WARN, SUBSYS, "socket_limit", "open=%llu limit=%llu pending=%llu",
-               (unsigned long long)srv->sockets, (unsigned long long)srv->socket_limit,
-               (unsigned long long)srv->npending);
-        gw_ip_put(srv->ips, e, gw_mono_us());
-        refuse_socket(fd, 503, "Service Unavailable", "socket_limit");
-        return 1;
-    }
+    if (srv->npending >= PENDING_MAX && !evict_stale_pending(srv, now))
+        return refuse_full(srv, e, fd, now, "handshake_limit");
+    if (srv->sockets >= srv->socket_limit && !evict_stale_pending(srv, now))
+        return refuse_full(srv, e, fd, now, "socket_limit");
     e->pending++;
     srv->sockets++;
     srv->accepting = e;
+    if (srv->cfg->client_sndbuf > 0) { /* bounds the kernel's memory per slow client */
+        int sz = (int)srv->cfg->client_sndbuf;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    }
     return 0;
 }
 
@@ -254,6 +308,7 @@ static void net_instantiated(gw_server_t *srv, struct lws *wsi)
     gw_sock_t *k = gw_xcalloc(1, sizeof *k);
     k->wsi = wsi;
     k->ip = srv->accepting;
+    k->since_us = gw_mono_us();
     k->pending = true;
     k->prev = srv->pending_tail;
     if (k->prev)
@@ -714,6 +769,7 @@ static int ws_peer_close(pss_t *pss)
 static void on_flush_check(uv_check_t *h)
 {
     gw_server_t *srv = h->data;
+    if (srv->over_budget) enforce_queue_budget(srv);
     gw_session_t *list = srv->flush;
     srv->flush = NULL;
     uv_check_stop(h);
@@ -849,6 +905,7 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
                                   .auth = auth,
                                   .roles = gw_roles_ref(roles), /* the server's own reference */
                                   .want_write = session_want_write,
+                                  .over_budget = session_over_budget,
                                   .close = session_close,
                                   .now_us = gw_mono_us,
                                   .now_unix = gw_unix_s,
@@ -898,7 +955,7 @@ gw_server_t *gw_server_new(uv_loop_t *loop, const gw_config_t *cfg, gw_roles_t *
      * connection by default, and after a connect storm the freed ones leave holes that
      * keep RSS high; a bounded pool is reused instead. No more sockets than it has
      * tables are pending at once (net_accept), so a newcomer always finds one. */
-    info.max_http_header_pool = PENDING_MAX;
+    info.max_http_header_pool = HEADER_POOL;
     info.max_http_header_data = HEADER_DATA_MAX;
     info.count_threads = 1;
     srv->ctx = lws_create_context(&info);

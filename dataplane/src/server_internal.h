@@ -41,6 +41,7 @@ struct gw_server {
     uint64_t serial;
     uint64_t started_ms;
     bool draining;
+    bool over_budget; /* queues over NODE_QUEUE_BYTES: enforce at the end of the turn */
     bool finished;
     uv_timer_t drain_timer;
     uv_check_t flush_check; /* writes queued frames once per loop turn, after all I/O */

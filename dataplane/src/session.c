@@ -61,6 +61,19 @@ void gw_session_send(gw_session_t *s, gw_msg_t *m)
         return;
     }
     if (was_empty) s->env->want_write(s);
+    if (gw_outq_retained() > (size_t)cfg->node_queue_bytes && s->env->over_budget)
+        s->env->over_budget(s);
+}
+
+void gw_session_close_overloaded(gw_session_t *s)
+{
+    if (s->closing) return;
+    GW_LOG(GW_LOG_WARN, SUBSYS, "queue_budget_close",
+           "session=%s queued_bytes=%zu node_retained=%zu limit=%ld", s->id, gw_outq_bytes(&s->q),
+           gw_outq_retained(), s->env->cfg->node_queue_bytes);
+    gw_stats.budget_closes++;
+    gw_outq_clear(&s->q);
+    session_close(s, 1013);
 }
 
 size_t gw_session_queued(const gw_session_t *s)
@@ -262,12 +275,14 @@ static void do_subscribe(gw_session_t *s, gw_req_t *r)
     if (s->nsubs + add > (uint64_t)max_channels) {
         char msg[128];
         snprintf(msg, sizeof msg, "at most %ld subscriptions per connection", max_channels);
+        charge_refusal(s);
         send_error(s, GW_E_LIMIT_CHANNELS, msg, r->id, NULL);
         return;
     }
     if (s->nwild + addwild > (uint64_t)max_wild) {
         char msg[128];
         snprintf(msg, sizeof msg, "at most %ld pattern subscriptions per connection", max_wild);
+        charge_refusal(s);
         send_error(s, GW_E_LIMIT_WILDCARDS, msg, r->id, NULL);
         return;
     }
@@ -281,6 +296,7 @@ static void do_subscribe(gw_session_t *s, gw_req_t *r)
                  "this node holds its maximum of %ld distinct patterns: use a pattern already "
                  "in use, exact channels, or another node",
                  cfg->max_redis_patterns);
+        charge_refusal(s);
         send_error(s, GW_E_LIMIT_PATTERNS, msg, r->id, NULL);
         return;
     }

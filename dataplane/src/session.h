@@ -42,6 +42,9 @@ typedef struct {
      * still try (when not, a credential is refused as throttled without being checked). */
     void (*auth_failed)(gw_session_t *s, gw_auth_result_t r);
     bool (*auth_allowed)(gw_session_t *s);
+    /* Optional: all queues together hold more than NODE_QUEUE_BYTES (gw_outq_retained);
+     * the transport closes the largest (gw_session_close_overloaded) before long. */
+    void (*over_budget)(gw_session_t *s);
 } gw_session_env_t;
 
 typedef enum {
@@ -115,6 +118,10 @@ void gw_session_free(gw_session_t *s);
  * dropping cannot help (the close policy, or control frames a client does not read) is
  * closed with 1013. */
 void gw_session_send(gw_session_t *s, gw_msg_t *m);
+
+/* Closes s with 1013 and frees its queue at once: the node's queues together are over
+ * NODE_QUEUE_BYTES and this is one of the largest. */
+void gw_session_close_overloaded(gw_session_t *s);
 
 /* Frames and charged bytes waiting for the socket. */
 size_t gw_session_queued(const gw_session_t *s);

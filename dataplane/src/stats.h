@@ -44,6 +44,7 @@ typedef struct {
     uint64_t refused_sockets;                 /* sockets refused: descriptor budget (503) */
     uint64_t refused_handshakes;              /* sockets refused: MAX_HANDSHAKES_PER_IP (429) */
     uint64_t evicted_pending;                 /* not-upgraded sockets closed for newcomers */
+    uint64_t budget_closes;                   /* closed (1013): NODE_QUEUE_BYTES exceeded */
     uint64_t refused_auth_throttled;          /* upgrades refused: MAX_AUTH_FAILURES_PER_IP */
     uint64_t refused_subprotocol;             /* upgrades refused: unknown subprotocol (400) */
     uint64_t stats_unauthorized;              /* /health or /stats without STATS_TOKEN (401) */

@@ -43,6 +43,37 @@ def test_replies_to_a_client_that_never_reads_are_bounded(gateway_factory):
     wait_for(lambda: g.stats()["connections"]["current"] == 0, 8, "the connection dropped")
 
 
+def test_all_queues_together_are_bounded(gateway_factory):
+    """Each connection under its own bound, many connections together over the node's:
+    NODE_QUEUE_BYTES closes the largest queues (1013) and frees them at once, and a
+    client that reads is not touched. (Before, the node's memory was the per-connection
+    bound times any number of connections.)"""
+    g = gateway_factory(env=dict(ANON, SLOW_CLIENT_QUEUE_BYTES="524288",
+                                 NODE_QUEUE_BYTES="1048576", CLIENT_SNDBUF_BYTES="4096",
+                                 CLIENT_RATE_LIMIT="100000",
+                                 CLIENT_RATE_BURST="100000"))
+    g.wait_ready()
+    reader = fresh(g)
+    hogs = [fresh(g, rcvbuf=4096) for _ in range(6)]
+    names = ["n%03d:" % i + "x" * 240 for i in range(40)]  # ~10 KB of reply per request
+    for _ in range(40):  # ~400 KB each: under its own 512 KiB, 2.4 MB together
+        for h in hogs:
+            try:
+                h.send({"type": "subscribe", "channels": names})
+            except OSError:
+                pass  # closed by the node: the bound at work
+    wait_for(lambda: g.stats()["slow_consumers"]["closed_over_node_limit"] >= 2, 10,
+             "the largest queues closed")
+    sc = g.stats()["slow_consumers"]
+    assert sc["closed"] == 0  # no single connection went over its own bound
+    assert sc["node_queued_bytes"] <= 1048576 + 65536, sc
+    assert "wsgw_queue_budget_closes_total" in g.http("/metrics")[1].decode()
+    reader.send({"type": "ping", "id": "still"})
+    assert reader.recv_type("pong")["id"] == "still"
+    for h in hogs:
+        h.close()
+
+
 def test_unsubscribe_reply_names_only_what_was_held(gw):
     c = fresh(gw)
     c.subscribe(["held"])
@@ -186,28 +217,54 @@ def test_idle_sockets_from_one_address_do_not_stall_the_node(gateway_factory):
 
 
 def test_idle_sockets_from_many_addresses_do_not_stall_the_node(gateway_factory):
-    """Twelve addresses, each at its MAX_HANDSHAKES_PER_IP, half-sent requests holding
-    header tables: more than the node has (256). The oldest makes room for each newcomer,
-    so probes and clients still get in at once (it took HANDSHAKE_TIMEOUT_S before)."""
-    g = gateway_factory(env={"HANDSHAKE_TIMEOUT_S": "5"})
+    """130 addresses, each at its MAX_HANDSHAKES_PER_IP, half-sent requests: more than
+    the node holds before the upgrade (4096). Beyond, newcomers are refused at once (never
+    left waiting); once the idle ones are stale (0.5 s) the oldest make room for each
+    newcomer, so probes and clients get in at once (it took HANDSHAKE_TIMEOUT_S before)."""
+    g = gateway_factory(env={"HANDSHAKE_TIMEOUT_S": "10"})
     g.wait_ready()
     socks = []
     try:
-        for a in range(12):
+        for a in range(130):
             for i in range(32):
                 s = socket.socket()
-                s.bind(("127.0.0.%d" % (10 + a), 0))
+                s.bind(("127.0.%d.%d" % (1 + a // 200, 10 + a % 200), 0))
                 s.connect(("127.0.0.1", g.port))
                 s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
                 socks.append(s)
-        # (more than EVICTING_MAX newcomers in one loop turn: the rest get 503)
-        wait_for(lambda: (lambda st: st["sockets"]["evicted"] + st["refused"]["sockets"])(
-            g.stats()) >= 12 * 32 - 256, 5, "the oldest to make room")
+        time.sleep(0.6)
         for _ in range(5):
             assert timed(lambda: g.health()) < T(0.5)
             assert timed(lambda: fresh(g).close()) < T(0.5)
+        st = g.stats()
+        assert st["sockets"]["pending"] <= 4096, st
+        assert st["sockets"]["evicted"] + st["refused"]["sockets"] >= 130 * 32 - 4096, st
+        assert st["sockets"]["evicted"] >= 1, st  # (a closed probe frees its place)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_connect_storm_of_real_clients_is_not_evicted(gateway_factory):
+    """Eviction is for stale sockets only: 600 clients opening at once all complete
+    their handshakes."""
+    g = gateway_factory(env={"MAX_HANDSHAKES_PER_IP": "1000"})
+    g.wait_ready()
+    socks = []
+    try:
+        for i in range(600):
+            s = socket.socket()
+            s.connect(("127.0.0.1", g.port))
+            socks.append(s)
+        req = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        for s in socks:
+            s.sendall(req)
+        for s in socks:
+            s.settimeout(T(5))
+            assert s.recv(12) == b"HTTP/1.1 101"
         st = g.stats()["sockets"]
-        assert st["pending"] <= 256, st
+        assert st["evicted"] == 0, st
     finally:
         for s in socks:
             s.close()
@@ -497,7 +554,10 @@ def test_hostile_patterns_cost_a_bounded_share_of_a_core(gateway_factory):
         time.sleep(0.01)
     used = cpu_seconds(g.proc.pid) - c0
     print("hostile patterns: %.2f s of CPU in %.1f s for %d requests" % (used, T(2), sent))
-    assert used < T(2) * 0.3, "%.2f s of CPU in %.1f s for %d requests" % (used, T(2), sent)
+    # per request, not per second: a sanitizer build sends more in its longer window and
+    # costs several times more per step (before the budget: milliseconds per request)
+    assert used / sent < T(0.0002), "%.2f s of CPU in %.1f s for %d requests" % (
+        used, T(2), sent)
 
 
 # --- 5. distinct patterns on the shared Redis ---------------------------------------------

@@ -153,6 +153,30 @@ static void test_no_shedding(void **state)
     gw_outq_clear(&q);
 }
 
+/* The node-wide measure counts a frame once however many queues hold it, and forgets it
+ * when the last one lets go (sent, dropped or cleared). */
+static void test_retained_counts_shared_frames_once(void **state)
+{
+    (void)state;
+    gw_outq_t a = {0}, b = {0};
+    gw_shed_count_t c = {0, 0};
+    size_t base = gw_outq_retained();
+    gw_msg_t *m = data_msg("a", 1), *k = ctl_msg(2);
+    gw_outq_push(&a, m, 1, GW_SHED_DROP, 1 << 20, &c);
+    gw_outq_push(&b, m, 1, GW_SHED_DROP, 1 << 20, &c);
+    gw_outq_push(&b, k, 2, GW_SHED_DROP, 1 << 20, &c);
+    size_t cm = GW_OUTQ_COST(m), ck = GW_OUTQ_COST(k);
+    gw_msg_unref(m);
+    gw_msg_unref(k);
+    assert_int_equal(gw_outq_retained() - base, cm + ck);
+    assert_int_equal(gw_outq_bytes(&a) + gw_outq_bytes(&b), 2 * cm + ck);
+    gw_outq_consume(&a, 1, NULL, NULL); /* sent to a: b still holds it */
+    assert_int_equal(gw_outq_retained() - base, cm + ck);
+    gw_outq_clear(&b);
+    assert_int_equal(gw_outq_retained(), base);
+    gw_outq_clear(&a);
+}
+
 static void count_each(const gw_msg_t *m, void *ud)
 {
     (void)m;
@@ -206,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_conflate_keeps_the_newest_per_channel),
         cmocka_unit_test(test_conflate_too_many_channels_drops_oldest),
         cmocka_unit_test(test_no_shedding),
+        cmocka_unit_test(test_retained_counts_shared_frames_once),
         cmocka_unit_test(test_random_operations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
