@@ -401,22 +401,27 @@ static void handle_node_message(stream_t *st, Wsgw__Control__V1__NodeMessage *m)
         break;
     }
     case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_ACK:
-        if (strcmp(m->ack->nonce, n->nonce)) break; /* an answer to an older push */
-        n->acked_version = m->ack->version;
+        /* an answer to an older push, or to none yet (the nonce is empty until then) */
+        if (!n->nonce[0] || strcmp(m->ack->nonce, n->nonce)) break;
+        n->acked_version = n->sent_version; /* what we pushed with this nonce, not its claim */
         s->acks++;
-        free(n->acked_epoch);
-        n->acked_epoch = gw_xstrdup(cp_state_epoch(s->state));
-        cp_state_digest(s->state, n->acked_digest); /* what we pushed with this nonce */
+        if (n->sent_version == cp_state_version(s->state)) {
+            free(n->acked_epoch);
+            n->acked_epoch = gw_xstrdup(cp_state_epoch(s->state));
+            cp_state_digest(s->state, n->acked_digest);
+        }
         free(n->error);
         n->error = NULL;
         break;
     case WSGW__CONTROL__V1__NODE_MESSAGE__MSG_NACK:
-        if (strcmp(m->nack->nonce, n->nonce)) break;
+        if (!n->nonce[0] || strcmp(m->nack->nonce, n->nonce)) break;
         n->nacked_version = m->nack->rejected_version ? m->nack->rejected_version : n->sent_version;
         s->nacks++;
         free(n->error);
         n->error =
             gw_xstrndup(m->nack->error_detail, strnlen(m->nack->error_detail, GW_NODE_ERROR_MAX));
+        for (char *c = n->error; *c; c++) /* the node's text, quoted in our log lines */
+            if (*c == '"' || *c == '\\') *c = '\'';
         GW_LOG(GW_LOG_WARN, SUBSYS, "node_nack", "node=%s version=%llu error=\"%s\"", n->node_id,
                (unsigned long long)n->nacked_version, n->error);
         break;
@@ -646,6 +651,9 @@ static grpc_server *make_server(cp_server_t *s, const char *addr, int max_recv, 
         {GRPC_ARG_INTEGER, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, {.integer = 1}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = max_recv}},
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_CONCURRENT_STREAMS, {.integer = max_streams}},
+        /* a connection without a call (a node's stream is one for its whole life) is
+         * closed after 5 minutes: idle peers do not accumulate */
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_CONNECTION_IDLE_MS, {.integer = 300000}},
     };
     grpc_channel_args ca = {sizeof a / sizeof a[0], a};
     grpc_server *gs = grpc_server_create(&ca, NULL);

@@ -133,6 +133,8 @@ static void on_retry(uv_timer_t *t)
     connect_now(t->data);
 }
 
+#define STABLE_MS 10000 /* up this long: the backoff starts over */
+
 static void set_state(gw_redis_t *r, link_state_t st)
 {
     r->state = st;
@@ -211,7 +213,6 @@ static void link_up(gw_redis_t *r)
 {
     set_state(r, L_UP);
     r->last_rx_ms = now_ms(r);
-    r->backoff_ms = r->opts.backoff_min_ms;
     if (r->ever_up) r->reconnects++;
     r->ever_up = true;
     GW_LOG(GW_LOG_NOTICE, SUBSYS, "link_up", "host=%s port=%d reconnects=%llu", r->url.host,
@@ -332,6 +333,10 @@ static void on_tick(uv_timer_t *t)
             return;
         }
         send_sentinel(r);
+        /* The backoff starts over only once the link has proved stable: a link that
+         * Redis drops right after the handshake (a refused command, a restricted ACL
+         * user) must not make every node reconnect in a tight loop. */
+        if (now - r->state_since_ms >= STABLE_MS) r->backoff_ms = r->opts.backoff_min_ms;
     }
 }
 
