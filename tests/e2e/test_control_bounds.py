@@ -136,6 +136,7 @@ def test_the_fleet_is_bounded_and_forgets_gone_nodes():
     ("node_id", dict(node_id="n" * 129), grpc.StatusCode.INVALID_ARGUMENT),
     ("build_version", dict(build='x" y'), grpc.StatusCode.INVALID_ARGUMENT),
     ("config_digest", dict(digest=b"\0" * 31), grpc.StatusCode.INVALID_ARGUMENT),
+    ("config_epoch", dict(epoch="e" * 65), grpc.StatusCode.INVALID_ARGUMENT),
 ])
 def test_hostile_hellos_are_refused(control, field, hello, expect):
     kw = dict(node_id="hostile")
@@ -151,6 +152,35 @@ def test_hostile_hellos_are_refused(control, field, hello, expect):
     assert ctl(control, "nodes").returncode == 0
     log = control.logtext()
     assert "\x1b" not in log and "\nts=2026-01-01" not in log
+
+
+def test_acks_and_nacks_are_only_for_our_pushes(control):
+    """An ACK or NACK sent before any push (empty nonce) changes nothing, an ACK's version
+    is the one we pushed whatever the node claims, and a NACK's text cannot close the
+    quotes of our log line."""
+    pb2, _ = grpc_api()
+    n = FakeNode(control, "liar")
+    try:
+        n.send(ack=pb2.Ack(version=999, nonce=""))
+        n.send(nack=pb2.Nack(rejected_version=998, nonce="", error_detail="early"))
+        p = n.next_push()
+        time.sleep(0.3)
+        node = control.admin().ListNodes().nodes[0]
+        assert node.acked_version == 0 and node.error_detail == "", node
+        n.send(ack=pb2.Ack(version=p.snapshot.version + 1000, nonce=p.nonce))
+        wait_for(lambda: control.admin().ListNodes().nodes[0].acked_version
+                 == p.snapshot.version, 5, "the pushed version acknowledged")
+        lim = control.admin().GetConfig(pb2.GetConfigRequest()).limits
+        lim.max_channels = 7 if lim.max_channels != 7 else 8
+        control.admin().SetLimits(pb2.SetLimitsRequest(limits=lim))
+        p2 = n.next_push()
+        n.send(nack=pb2.Nack(rejected_version=p2.snapshot.version, nonce=p2.nonce,
+                             error_detail='bad" level=error event=forged x="'))
+        wait_for(lambda: control.admin().ListNodes().nodes[0].error_detail != "", 5, "the NACK")
+        line = [ln for ln in control.logtext().splitlines() if "event=node_nack" in ln][0]
+        assert line.count('"') == 2 and line.endswith("x='\""), line  # one quoted value
+    finally:
+        n.close()
 
 
 def test_node_text_is_escaped_in_logs_and_wsgwctl(control):

@@ -55,6 +55,23 @@ def test_subscribe_while_redis_down_acks_when_back(gw, redis):
     assert c.recv_type("message")["data"] == "x"
 
 
+def test_a_refused_subscription_does_not_make_a_reconnect_loop(gateway_factory, redis):
+    """A restricted Redis ACL user may not subscribe to a client's channel: Redis refuses
+    the command and the link is lost each time it is re-sent. The node retries with a
+    growing backoff (it started over at every link_up before: ~50 reconnects in 6 s).
+    The refused channel itself stays unconfirmed (the client has no `subscribed`)."""
+    redis.client().command("ACL", "SETUSER", "gw", "on", ">pw", "~*", "+@all",
+                           "resetchannels", "&__wsgw:*", "&market:*")
+    g = gateway_factory(redis_url="redis://gw:pw@127.0.0.1:%d" % redis.port,
+                        env={"REDIS_BACKOFF_MAX_MS": "5000"})
+    g.wait_ready()
+    c = fresh(g)
+    c.send({"type": "subscribe", "channels": ["engine:signal:x"], "id": "denied"})
+    time.sleep(6)
+    reconnects = g.stats()["redis"]["reconnects"]
+    assert 1 <= reconnects <= 8, reconnects
+
+
 def test_gateway_starts_without_redis(gateway_factory, redis):
     port = redis.port
     redis.kill()
