@@ -46,8 +46,9 @@ def test_balanced_fleet_and_failover(lb_fleet, redis):
 
     wait_for(lambda: {n.node_id for n in admin.GetClusterStats().nodes} == {"node-0", "node-1"},
              5, "both nodes reporting")
-    before = admin.GetClusterStats()
-    assert before.totals["connections_current"] == 6
+    # (a node's report may predate its clients: wait for the next one)
+    wait_for(lambda: admin.GetClusterStats().totals["connections_current"] == 6, 5,
+             "every client counted")
 
     victim = nodes[0]
     victim.proc.send_signal(signal.SIGTERM)
