@@ -73,6 +73,7 @@ int gw_xff_client(const char *xff, size_t len, const gw_cidr_t *trusted, int n, 
                   size_t outlen)
 {
     const char *end = xff + len;
+    if (outlen) out[0] = '\0'; /* an empty header names nobody */
     while (end > xff) {
         const char *start = end;
         while (start > xff && start[-1] != ',') start--;
