@@ -74,6 +74,32 @@ def test_all_queues_together_are_bounded(gateway_factory):
         h.close()
 
 
+def test_the_kernel_holds_a_bounded_send_buffer_per_client(gateway_factory, redis):
+    """A client that does not read makes the kernel hold what the node wrote for it: its
+    send buffer autotunes up to net.ipv4.tcp_wmem's maximum (4 MiB here) unless
+    CLIENT_SNDBUF_BYTES (256 KiB, doubled by the kernel) caps it. Read with ss."""
+    import re
+    import subprocess
+
+    def send_buffer(sndbuf):
+        g = gateway_factory(env=dict(ANON, CLIENT_SNDBUF_BYTES=sndbuf,
+                                     SLOW_CLIENT_QUEUE_BYTES="67108864"))
+        g.wait_ready()
+        c = fresh(g, rcvbuf=4096)
+        c.subscribe(["big"])
+        r = redis.client()
+        for _ in range(300):  # 18 MB, never read
+            r.command("PUBLISH", "big", "x" * 60000)
+        time.sleep(T(1))
+        out = subprocess.run(["ss", "-tmnH", "state", "established", "( sport = :%d and dport = :%d )"
+                              % (g.port, c.sock.getsockname()[1])],
+                             capture_output=True, text=True, check=True).stdout
+        c.close()
+        return int(re.search(r"tb(\d+)", out).group(1))
+    assert send_buffer("262144") <= 2 * 262144
+    assert send_buffer("0") > 2 * 262144  # what every slow client cost before
+
+
 def test_unsubscribe_reply_names_only_what_was_held(gw):
     c = fresh(gw)
     c.subscribe(["held"])
