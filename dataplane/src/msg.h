@@ -29,7 +29,7 @@ typedef struct gw_msg {
     uint32_t qrefs;            /* outbound queues holding it (outq.c's retained bytes) */
     uint32_t len;              /* bytes of text in data[] before the seq digits */
     uint32_t chan_len;         /* the channel: conflation key and ACL subject (data only) */
-    uint32_t chan_hash;        /* FNV-1a of the channel, to compare keys cheaply */
+    uint32_t chan_hash;        /* gw_hash of the channel, to compare keys cheaply */
     uint64_t rx_us;            /* monotonic time it arrived from Redis, 0 for control frames */
     uint64_t rx_unix_us;       /* wall-clock time it arrived: the legacy envelope's timestamp */
     struct gw_msg *legacy;     /* the legacy envelope, once built; owned (one reference) */
